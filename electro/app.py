@@ -1,0 +1,89 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from jinja2 import FileSystemLoader
+from quart import Quart
+from quart_auth import QuartAuth
+from quart_rate_limiter import RateLimit
+
+from electro import tasks
+from electro.config import load_settings, parse_rate, with_secret_key
+from electro.db import make_engine, make_sessionmaker
+from electro.security.csrf import check_csrf, csrf_token
+from electro.security.headers import security_headers
+from electro.security.ratelimit import AtomicRateLimiter, client_key, make_store
+from electro.web import Runtime, close_db, errors, finish_db, runtime, shop, system
+
+PACKAGE = Path(__file__).parent
+STATIC = PACKAGE.parent / "static"
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Quart:
+    """Defaults, then ``ELECTRO_*`` variables, then ``overrides`` (tests)."""
+    settings = with_secret_key(load_settings(overrides=overrides))
+    app = Quart(__name__, static_folder=str(STATIC))
+    # Pages by plain name ("index.html"), fragments as "partials/<name>.html".
+    app.jinja_loader = FileSystemLoader([PACKAGE / "templates", PACKAGE])  # type: ignore[assignment]
+    app.extensions["electro"] = Runtime(settings)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_content_length,
+        BODY_TIMEOUT=settings.body_timeout_seconds,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.cookie_secure,
+        QUART_RATE_LIMITER_ENABLED=settings.rate_limits,
+        TEMPLATES_AUTO_RELOAD=False,
+    )
+    # Created here, not at module level: a shared instance keeps the first app's settings.
+    QuartAuth(
+        app,
+        cookie_secure=settings.cookie_secure,
+        cookie_samesite="Lax",
+        duration=settings.session_max_days * 86400,
+    )
+    count, seconds = parse_rate(settings.default_rate_limit)
+    AtomicRateLimiter(
+        app,
+        key_function=client_key,
+        store=make_store(settings.redis_url or None),
+        default_limits=[RateLimit(count, timedelta(seconds=seconds))],
+    )
+    app.jinja_env.globals["csrf_token"] = csrf_token
+    app.before_request(check_csrf)
+    app.after_request(security_headers(settings.cookie_secure))
+    app.after_request(finish_db)
+    app.teardown_appcontext(close_db)
+    errors.register_error_handlers(app)
+    for blueprint in (shop.bp, system.bp):
+        app.register_blueprint(blueprint)
+    app.before_serving(_open_database)
+    app.after_serving(_close_database)
+    tasks.install(app)
+    if settings.trusted_proxy_hops:
+        from hypercorn.middleware import ProxyFixMiddleware
+
+        app.asgi_app = ProxyFixMiddleware(  # type: ignore[assignment]
+            app.asgi_app, mode="legacy", trusted_hops=settings.trusted_proxy_hops
+        )
+    logging.basicConfig(level=logging.INFO)
+    return app
+
+
+async def _open_database() -> None:
+    rt = runtime()
+    rt.engine = make_engine(rt.settings.database)
+    rt.sessions = make_sessionmaker(rt.engine)
+
+
+async def _close_database() -> None:
+    rt = runtime()
+    if rt.engine is not None:
+        await rt.engine.dispose()
+    rt.engine = rt.sessions = None

@@ -1,0 +1,176 @@
+"""Settings: every ``ELECTRO_*`` variable is read and checked here, in one place."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+PREFIX = "ELECTRO_"
+
+
+class SettingsError(ValueError):
+    """A configuration value is malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    instance_dir: Path = Path("instance")
+    database_url: str = ""  # empty: SQLite file in the instance folder
+    secret_key: str = ""  # empty: generated once into the instance folder
+    base_url: str = "http://127.0.0.1:5000"
+    smtp_host: str = ""  # empty: mail is written as .eml files under the instance folder
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    mail_from: str = "E-lectro <no-reply@electro.example>"
+    redis_url: str = ""
+    cookie_secure: bool = True
+    rate_limits: bool = True
+    default_rate_limit: str = "300/minute"
+    trusted_proxy_hops: int = 0
+    session_ip_policy: str = "log"  # "log" records an event, "strict" ends the session
+    session_idle_minutes: int = 120
+    session_max_days: int = 7
+    admin_session_max_hours: int = 12
+    max_sessions_per_user: int = 3
+    key_ttl_minutes: int = 15
+    key_max_attempts: int = 5
+    login_lock_threshold: int = 5
+    login_lock_window_minutes: int = 15
+    login_lock_minutes: int = 15
+    password_min_length: int = 12
+    password_max_length: int = 128
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    argon2_parallelism: int = 4
+    hash_concurrency: int = 2
+    event_retention_days: int = 180
+    disallowed_words_file: str = ""
+    max_content_length: int = 16 * 1024 * 1024
+    body_timeout_seconds: int = 30
+    job_interval_seconds: float = 30.0
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.instance_dir / 'electro.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return make_url(self.database).get_backend_name() == "sqlite"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.instance_dir / "mail"
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.instance_dir / "backups"
+
+
+_BOOL = {"1": True, "true": True, "yes": True, "on": True,
+         "0": False, "false": False, "no": False, "off": False}
+
+
+def _convert(name: str, kind: Any, raw: Any) -> Any:
+    if not isinstance(raw, str):
+        return raw  # overrides from code are already typed
+    env = PREFIX + name.upper()
+    if kind in (bool, "bool"):
+        if raw.strip().lower() not in _BOOL:
+            raise SettingsError(f"{env} must be one of 1/0, true/false, yes/no; got {raw!r}")
+        return _BOOL[raw.strip().lower()]
+    if kind in (int, "int"):
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(f"{env} must be a whole number; got {raw!r}") from None
+    if kind in (float, "float"):
+        try:
+            return float(raw)
+        except ValueError:
+            raise SettingsError(f"{env} must be a number; got {raw!r}") from None
+    if kind in (Path, "Path"):
+        return Path(raw)
+    return raw
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Defaults, then ``ELECTRO_*`` variables, then overrides (tests); checked before use."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        env = PREFIX + f.name.upper()
+        if env in environ:
+            values[f.name] = _convert(f.name, f.type, environ[env])
+    unknown = set(overrides or {}) - {f.name for f in fields(Settings)}
+    if unknown:
+        raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
+    for name, value in (overrides or {}).items():
+        kind = next(f.type for f in fields(Settings) if f.name == name)
+        values[name] = _convert(name, kind, value)
+    settings = Settings(**values)
+    _check(settings)
+    return settings
+
+
+def _check(s: Settings) -> None:
+    try:
+        url = make_url(s.database)
+    except ArgumentError:
+        raise SettingsError(
+            f"ELECTRO_DATABASE_URL is not a database URL: {s.database_url!r} "
+            "(expected e.g. sqlite+aiosqlite:///instance/electro.db or "
+            "postgresql+asyncpg://user@host/db)"
+        ) from None
+    if url.drivername not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+        raise SettingsError(
+            f"ELECTRO_DATABASE_URL must use sqlite+aiosqlite or postgresql+asyncpg, "
+            f"not {url.drivername!r}"
+        )
+    if not 0 < s.smtp_port < 65536:
+        raise SettingsError(f"ELECTRO_SMTP_PORT must be 1-65535; got {s.smtp_port}")
+    if not s.base_url.startswith(("http://", "https://")):
+        raise SettingsError(f"ELECTRO_BASE_URL must start with http:// or https://; got {s.base_url!r}")
+    if s.redis_url and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError(f"ELECTRO_REDIS_URL must be a redis:// URL; got {s.redis_url!r}")
+    if s.session_ip_policy not in ("log", "strict"):
+        raise SettingsError("ELECTRO_SESSION_IP_POLICY must be 'log' or 'strict'")
+    if s.trusted_proxy_hops < 0:
+        raise SettingsError("ELECTRO_TRUSTED_PROXY_HOPS must be 0 or more")
+    if s.password_max_length < 128 or s.password_min_length < 8:
+        raise SettingsError("passwords must allow at least 128 characters and need at least 8")
+    parse_rate(s.default_rate_limit, "ELECTRO_DEFAULT_RATE_LIMIT")
+
+
+_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def parse_rate(text: str, what: str = "rate") -> tuple[int, int]:
+    """``"10/minute"`` -> (10, 60)."""
+    count, _, period = text.partition("/")
+    if not count.strip().isdigit() or period.strip() not in _PERIODS or int(count) < 1:
+        raise SettingsError(f"{what} must look like '10/minute' (second, minute, hour, day)")
+    return int(count), _PERIODS[period.strip()]
+
+
+def with_secret_key(settings: Settings) -> Settings:
+    """Use ELECTRO_SECRET_KEY, or a key generated once into the instance folder (mode 0600)."""
+    if settings.secret_key:
+        return settings
+    path = settings.instance_dir / "secret_key"
+    settings.instance_dir.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
+    return replace(settings, secret_key=path.read_text().strip())

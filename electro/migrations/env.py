@@ -1,0 +1,16 @@
+"""Alembic environment: runs on the connection electro.migrate hands over (async engines)."""
+
+from alembic import context
+
+from electro import models  # noqa: F401 - registers the tables
+from electro.db import Base
+
+connection = context.config.attributes["connection"]
+context.configure(
+    connection=connection,
+    target_metadata=Base.metadata,
+    render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters tables by copying
+    compare_type=True,
+)
+with context.begin_transaction():
+    context.run_migrations()

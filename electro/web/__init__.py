@@ -1,0 +1,77 @@
+"""Web layer helpers shared by every blueprint: the request's DB session, page-or-fragment."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from quart import Response, current_app, g, make_response, render_template, request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from electro.config import Settings
+
+
+@dataclass
+class Runtime:
+    """What the app holds for its lifetime; engine and sessions exist only while serving."""
+
+    settings: Settings
+    engine: AsyncEngine | None = None
+    sessions: async_sessionmaker[AsyncSession] | None = None
+
+
+def runtime() -> Runtime:
+    rt: Runtime = current_app.extensions["electro"]
+    return rt
+
+
+def db() -> AsyncSession:
+    """The request's one AsyncSession, committed below 400 and rolled back otherwise."""
+    if "db" not in g:
+        sessions = runtime().sessions
+        assert sessions is not None, "the database is opened in before_serving"
+        g.db = sessions()
+    session: AsyncSession = g.db
+    return session
+
+
+async def finish_db(response: Response) -> Response:
+    session: AsyncSession | None = g.pop("db", None)
+    if session is None:
+        return response
+    try:
+        if response.status_code < 400:
+            await session.commit()
+        else:
+            await session.rollback()
+    finally:
+        # A disconnecting client cancels the task; the close must still run to the end.
+        await asyncio.shield(session.close())
+    return response
+
+
+async def close_db(_exc: BaseException | None) -> None:
+    session: AsyncSession | None = g.pop("db", None)
+    if session is not None:
+        await asyncio.shield(session.close())
+
+
+def is_htmx() -> bool:
+    """A fragment is wanted: htmx sent it, and it is not restoring history (needs the page)."""
+    return (
+        request.headers.get("HX-Request") == "true"
+        and request.headers.get("HX-History-Restore-Request") != "true"
+    )
+
+
+async def render(page: str, fragment: str, status: int = 200, **context: Any) -> Response:
+    """The whole page, or for htmx only the fragment that the page includes."""
+    body = await render_template(fragment if is_htmx() else page, **context)
+    response = await make_response(body, status)
+    response.headers.add("Vary", "HX-Request")
+    return response
+
+
+def client_ip() -> str:
+    return request.remote_addr or ""

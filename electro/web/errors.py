@@ -1,0 +1,74 @@
+"""One handler for every HTTP error: a page, or a fragment for htmx; never a traceback;
+always an event (in its own transaction, since the request's is rolled back)."""
+
+from __future__ import annotations
+
+import logging
+
+from quart import Quart, Response, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from electro.services import events
+from electro.web import client_ip, render, runtime
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPES = {
+    400: "input_validation_fail",
+    403: "authz_fail",
+    404: "http_not_found",
+    405: "http_method_not_allowed",
+    413: "input_too_large",
+    429: "excess_rate_limit_exceeded",
+    500: "sys_error",
+}
+MESSAGES = {
+    400: "The request could not be understood.",
+    403: "You are not allowed to do that.",
+    404: "There is nothing at this address.",
+    405: "That action is not allowed here.",
+    413: "What you sent is too large.",
+    429: "Too many requests. Please wait a moment and try again.",
+    500: "Something went wrong on our side. It has been recorded; please try again.",
+}
+
+
+async def _record(status: int, detail: str) -> None:
+    sessions = runtime().sessions
+    if sessions is None:
+        return
+    try:
+        async with sessions.begin() as session:
+            await events.record(
+                session, EVENT_TYPES.get(status, f"http_{status}"),
+                ip=client_ip(), path=request.path, method=request.method, detail=detail,
+            )
+    except Exception:  # the error page must still go out when the database is down
+        log.exception("could not record the error event")
+
+
+async def handle_http_error(error: HTTPException) -> Response:
+    status = error.code or 500
+    message = MESSAGES.get(status, error.description or "Error")
+    if status == 403 and error.description and "form expired" in error.description:
+        message = error.description
+    await _record(status, type(error).__name__)
+    response = await render(
+        "error.html", "partials/error.html", status=status, status_code=status, message=message
+    )
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    if status == 405 and isinstance(error.valid_methods, list | tuple | set):
+        response.headers["Allow"] = ", ".join(sorted(error.valid_methods))
+    return response
+
+
+async def handle_unexpected(error: Exception) -> Response:
+    log.exception("unhandled error", exc_info=error)
+    return await handle_http_error(InternalServerError())
+
+
+def register_error_handlers(app: Quart) -> None:
+    app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(Exception, handle_unexpected)

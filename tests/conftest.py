@@ -1,0 +1,143 @@
+"""Test harness: a fresh database per test (a copy of one migrated template), the app inside
+``test_app()`` so serving hooks run, and a client that sends the CSRF token like a browser."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from electro import clock
+from electro.app import create_app
+from electro.db import make_engine
+from electro.migrate import upgrade
+
+PG_URL = os.environ.get("ELECTRO_TEST_DATABASE_URL", "")
+IN_CI = os.environ.get("CI") == "true"
+
+
+def pytest_report_header() -> str:
+    return f"electro database: {'PostgreSQL ' + PG_URL if PG_URL else 'SQLite (temporary files)'}"
+
+
+async def _admin_execute(sql: str) -> None:
+    engine = create_async_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(sql))
+    finally:
+        await engine.dispose()
+
+
+def _with_database(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The schema, migrated once with alembic; each test gets a copy."""
+    if PG_URL:
+        name = f"electro_tmpl_{uuid.uuid4().hex[:8]}"
+        asyncio.run(_admin_execute(f'CREATE DATABASE "{name}"'))
+        url = _with_database(PG_URL, name)
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('template') / 'electro.db'}"
+
+    async def migrate() -> None:
+        engine = make_engine(url)
+        await upgrade(engine)
+        await engine.dispose()
+
+    asyncio.run(migrate())
+    yield url
+    if PG_URL:
+        asyncio.run(_admin_execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}"'))
+
+
+@pytest.fixture
+async def database_url(template_db: str, tmp_path: Path) -> AsyncIterator[str]:
+    if PG_URL:
+        name = f"electro_t_{uuid.uuid4().hex[:10]}"
+        template = make_url(template_db).database
+        await _admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        yield _with_database(PG_URL, name)
+        await _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    else:
+        path = tmp_path / "electro.db"
+        shutil.copy(make_url(template_db).database or "", path)
+        yield f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture
+def settings_overrides(database_url: str, tmp_path: Path) -> dict[str, Any]:
+    """Override per test by requesting this fixture and updating the dict."""
+    return {
+        "database_url": database_url,
+        "instance_dir": tmp_path / "instance",
+        "secret_key": "test-secret-key-not-for-production",
+        # Cheap argon2 parameters keep the suite fast; production keeps the library defaults.
+        "argon2_time_cost": 1,
+        "argon2_memory_kib": 1024,
+        "argon2_parallelism": 1,
+        "job_interval_seconds": 3600.0,
+    }
+
+
+@pytest.fixture
+async def app(settings_overrides: dict[str, Any]) -> AsyncIterator[Any]:
+    application = create_app(settings_overrides)
+    async with application.test_app():
+        yield application
+
+
+@pytest.fixture(autouse=True)
+def _reset_clock() -> Iterator[None]:
+    yield
+    clock.reset()
+
+
+class Client:
+    """The Quart test client, plus the CSRF token a browser would echo back."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.raw = app.test_client()
+        self.token = ""
+
+    async def refresh_token(self) -> str:
+        page = await (await self.raw.get("/")).get_data(as_text=True)
+        match = re.search(r'"X-CSRF-Token": "([^"]+)"', page)
+        assert match, "every page carries the CSRF token"
+        self.token = match.group(1)
+        return self.token
+
+    async def get(self, path: str, htmx: bool = False, **kwargs: Any) -> Any:
+        headers = kwargs.pop("headers", {})
+        if htmx:
+            headers["HX-Request"] = "true"
+        return await self.raw.get(path, headers=headers, **kwargs)
+
+    async def post(
+        self, path: str, form: dict[str, Any] | None = None, htmx: bool = False, **kwargs: Any
+    ) -> Any:
+        if not self.token:
+            await self.refresh_token()
+        headers = kwargs.pop("headers", {})
+        if htmx:
+            headers["HX-Request"] = "true"
+        form = {"csrf_token": self.token, **(form or {})}
+        return await self.raw.post(path, form=form, headers=headers, **kwargs)
+
+
+@pytest.fixture
+def client(app: Any) -> Client:
+    return Client(app)

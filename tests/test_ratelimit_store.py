@@ -1,0 +1,245 @@
+"""Atomic GCRA stores and the AtomicRateLimiter wired into a tiny Quart app."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+from quart import Quart
+from quart_rate_limiter import RateLimit
+
+from electro.security.ratelimit import (
+    AtomicRateLimiter,
+    AtomicStore,
+    MemoryAtomicStore,
+    RateLimited,
+    RedisAtomicStore,
+    client_key,
+    make_store,
+)
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+PER_MINUTE_3 = (60.0, 20.0)  # (period, inverse) of 3 per minute
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """The Redis URL, or skip (fail under CI=true) when the server is not reachable."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        reason = f"Redis not reachable at {REDIS_URL}: {exc}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    finally:
+        client.close()
+    yield REDIS_URL
+
+
+def _unique(name: str) -> str:
+    return f"test-{name}-{uuid.uuid4().hex}"
+
+
+# --- memory store ---------------------------------------------------------------------------
+
+
+async def test_memory_lets_exactly_three_of_twenty_through() -> None:
+    store = MemoryAtomicStore()
+    key = _unique("mem")
+    results = await asyncio.gather(*(store.acquire([(key, *PER_MINUTE_3)]) for _ in range(20)))
+    assert results[:3] == [None, None, None]
+    assert all(r is not None for r in results[3:])
+    assert results[3] == pytest.approx(20.0, abs=0.5)
+
+
+async def test_memory_rejection_consumes_no_other_limit() -> None:
+    store = MemoryAtomicStore()
+    loose, strict = _unique("loose"), _unique("strict")
+    both = [(loose, *PER_MINUTE_3), (strict, 60.0, 60.0)]  # 3/min and 1/min
+    assert await store.acquire(both) is None
+    retry = await store.acquire(both)
+    assert retry == pytest.approx(60.0, abs=0.5)  # the largest wait of the rejecting limits
+    # loose was consumed once only: two more fit, the third does not.
+    assert await store.acquire([(loose, *PER_MINUTE_3)]) is None
+    assert await store.acquire([(loose, *PER_MINUTE_3)]) is None
+    assert await store.acquire([(loose, *PER_MINUTE_3)]) is not None
+
+
+async def test_memory_sweeps_expired_entries() -> None:
+    store = MemoryAtomicStore(max_entries=5)
+    for i in range(5):  # at the threshold: no sweep yet
+        await store.acquire([(f"old-{i}", 0.01, 0.01)])
+    assert len(store._tats) == 5
+    await asyncio.sleep(0.05)
+    await store.acquire([("fresh", 60.0, 60.0)])
+    assert set(store._tats) == {"fresh"}
+
+
+async def test_memory_get_set_roundtrip_for_headers() -> None:
+    store = MemoryAtomicStore()
+    now = datetime.now(UTC)
+    assert await store.get("absent", now) is now
+    await store.acquire([("k", *PER_MINUTE_3)])
+    tat = await store.get("k", now)
+    assert tat.tzinfo is not None
+    assert (tat - now).total_seconds() == pytest.approx(20.0, abs=0.5)
+    await store.set("k", now + timedelta(seconds=45))
+    assert ((await store.get("k", now)) - now).total_seconds() == pytest.approx(45.0, abs=0.5)
+
+
+def test_make_store_picks_backend() -> None:
+    assert isinstance(make_store(None), MemoryAtomicStore)
+    assert isinstance(make_store(""), MemoryAtomicStore)
+    assert isinstance(make_store(REDIS_URL), RedisAtomicStore)
+
+
+# --- redis store ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def two_workers(redis_url: str) -> AsyncIterator[tuple[RedisAtomicStore, RedisAtomicStore]]:
+    """Two stores, as two app workers sharing one Redis."""
+    a, b = RedisAtomicStore(redis_url), RedisAtomicStore(redis_url)
+    await a.before_serving()
+    await b.before_serving()
+    yield a, b
+    await a.after_serving()
+    await b.after_serving()
+
+
+@pytest.mark.redis
+async def test_redis_two_workers_let_exactly_three_through(
+    two_workers: tuple[RedisAtomicStore, RedisAtomicStore],
+) -> None:
+    a, b = two_workers
+    key = _unique("redis")
+    try:
+        results = await asyncio.gather(
+            *((a if i % 2 else b).acquire([(key, *PER_MINUTE_3)]) for i in range(20))
+        )
+        assert sum(r is None for r in results) == 3
+        rejected = [r for r in results if r is not None]
+        assert all(0 < r <= 20.0 for r in rejected)
+        assert max(rejected) == pytest.approx(20.0, abs=0.5)
+        # Idle keys expire: the TTL is tat - now, i.e. at most the period.
+        pttl = await a.client.pttl(a.prefix + key)
+        assert 0 < pttl <= 60_000
+        tat = await b.get(key, datetime.now(UTC))
+        assert (tat - datetime.now(UTC)).total_seconds() == pytest.approx(60.0, abs=1.0)
+    finally:
+        await a.client.delete(a.prefix + key)
+
+
+@pytest.mark.redis
+async def test_redis_rejection_consumes_no_other_limit(
+    two_workers: tuple[RedisAtomicStore, RedisAtomicStore],
+) -> None:
+    a, b = two_workers
+    loose, strict = _unique("loose"), _unique("strict")
+    both = [(loose, *PER_MINUTE_3), (strict, 60.0, 60.0)]
+    try:
+        assert await a.acquire(both) is None
+        assert await b.acquire(both) == pytest.approx(60.0, abs=0.5)
+        assert await a.acquire([(loose, *PER_MINUTE_3)]) is None
+        assert await b.acquire([(loose, *PER_MINUTE_3)]) is None
+        assert await a.acquire([(loose, *PER_MINUTE_3)]) is not None
+    finally:
+        await a.client.delete(a.prefix + loose, a.prefix + strict)
+
+
+@pytest.mark.redis
+async def test_redis_after_serving_closes_cleanly(redis_url: str) -> None:
+    # pytest runs with -W error: the deprecated close() would fail this test.
+    store = RedisAtomicStore(redis_url)
+    await store.before_serving()
+    assert await store.acquire([]) is None
+    await store.after_serving()
+    await store.after_serving()  # idempotent
+    with pytest.raises(RuntimeError):
+        store.client  # noqa: B018
+
+
+# --- the limiter in an app ------------------------------------------------------------------
+
+
+def _app(store: AtomicStore) -> Quart:
+    app = Quart(__name__)
+    AtomicRateLimiter(
+        app,
+        key_function=client_key,
+        store=store,
+        default_limits=[RateLimit(3, timedelta(minutes=1))],
+    )
+
+    @app.route("/")
+    async def index() -> str:
+        return "ok"
+
+    @app.errorhandler(RateLimited)
+    async def too_many(exc: RateLimited) -> tuple[str, int, dict[str, str]]:
+        return "slow down", 429, {"Retry-After": str(exc.retry_after)}
+
+    return app
+
+
+async def _check_app(app: Quart) -> None:
+    client_ip = f"203.0.113.{uuid.uuid4().int % 250 + 1}"
+    scope = {"client": (client_ip, 1234)}
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        statuses = []
+        for i in range(5):
+            # A forged, changing X-Forwarded-For / Remote-Addr must not buy a fresh budget.
+            headers = {"X-Forwarded-For": f"198.51.100.{i}", "Remote-Addr": f"192.0.2.{i}"}
+            response = await client.get("/", headers=headers, scope_base=scope)
+            statuses.append(response.status_code)
+            if i == 0:
+                assert response.headers["RateLimit-Limit"] == "3"
+                assert response.headers["RateLimit-Remaining"] == "2"
+            if i == 3:
+                assert response.headers.getlist("Retry-After") == ["20"]
+        assert statuses == [200, 200, 200, 429, 429]
+        # A different connection address has its own budget.
+        other = await client.get("/", scope_base={"client": ("203.0.113.254", 1)})
+        assert other.status_code == 200
+
+
+async def test_app_memory_store_limits_by_connection_address() -> None:
+    await _check_app(_app(MemoryAtomicStore()))
+
+
+@pytest.mark.redis
+async def test_app_redis_store_limits_by_connection_address(redis_url: str) -> None:
+    store = RedisAtomicStore(redis_url)
+    store.prefix = f"electro:rl:{_unique('app')}:"  # keep this test's keys apart
+    try:
+        await _check_app(_app(store))
+    finally:
+        cleaner = redis.Redis.from_url(redis_url)
+        try:
+            keys = list(cleaner.scan_iter(match=store.prefix + "*"))
+            if keys:
+                cleaner.delete(*keys)
+        finally:
+            cleaner.close()
+
+
+def test_limiter_requires_atomic_store() -> None:
+    from quart_rate_limiter.store import MemoryStore
+
+    with pytest.raises(TypeError):
+        AtomicRateLimiter(store=MemoryStore())  # type: ignore[arg-type]
+
+
+def test_rate_limited_adds_no_retry_after_itself() -> None:
+    exc = RateLimited(7)
+    assert exc.code == 429
+    assert exc.retry_after == 7
+    assert all(name.lower() != "retry-after" for name, _ in exc.get_headers())
