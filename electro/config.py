@@ -140,7 +140,9 @@ def _check(s: Settings) -> None:
     if not 0 < s.smtp_port < 65536:
         raise SettingsError(f"ELECTRO_SMTP_PORT must be 1-65535; got {s.smtp_port}")
     if not s.base_url.startswith(("http://", "https://")):
-        raise SettingsError(f"ELECTRO_BASE_URL must start with http:// or https://; got {s.base_url!r}")
+        raise SettingsError(
+            f"ELECTRO_BASE_URL must start with http:// or https://; got {s.base_url!r}"
+        )
     if s.redis_url and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise SettingsError(f"ELECTRO_REDIS_URL must be a redis:// URL; got {s.redis_url!r}")
     if s.session_ip_policy not in ("log", "strict"):

@@ -36,5 +36,6 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 
 def head_revision() -> str:
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None
+    if head is None:
+        raise RuntimeError("no migrations found")
     return head

@@ -43,7 +43,9 @@ async def test_htmx_request_gets_only_the_fragment(client: Any) -> None:
     fragment = await (await client.get("/", htmx=True)).get_data(as_text=True)
     assert "<html" in page and 'id="categories"' in page
     assert "<html" not in fragment and 'id="categories"' in fragment
-    restore = await client.get("/", headers={"HX-Request": "true", "HX-History-Restore-Request": "true"})
+    restore = await client.get(
+        "/", headers={"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    )
     assert "<html" in await restore.get_data(as_text=True)
 
 

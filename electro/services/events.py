@@ -82,5 +82,6 @@ async def export(db: AsyncSession, since: datetime | None = None) -> list[dict[s
 
 async def apply_retention(db: AsyncSession, days: int) -> int:
     """Delete events older than ``days``; returns how many went."""
-    result = await db.execute(delete(Event).where(Event.created_at < clock.now() - timedelta(days=days)))
+    cutoff = clock.now() - timedelta(days=days)
+    result = await db.execute(delete(Event).where(Event.created_at < cutoff))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -30,7 +30,8 @@ def db() -> AsyncSession:
     """The request's one AsyncSession, committed below 400 and rolled back otherwise."""
     if "db" not in g:
         sessions = runtime().sessions
-        assert sessions is not None, "the database is opened in before_serving"
+        if sessions is None:
+            raise RuntimeError("the database is opened in before_serving")
         g.db = sessions()
     session: AsyncSession = g.db
     return session
