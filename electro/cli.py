@@ -56,7 +56,7 @@ async def seed_demo(products: int, only_if_empty: bool) -> None:
                     await db.flush()
                     existing[name] = category.id
             batch: list[dict[str, object]] = []
-            for n in tqdm(range(products), desc="products", unit="row", disable=products < 1000):
+            for _ in tqdm(range(products), desc="products", unit="row", disable=products < 1000):
                 category = rng.choice(CATEGORIES)
                 price = rng.randrange(999, 299_999)
                 batch.append({
