@@ -12,10 +12,10 @@ EXEMPT_ALLOWED = {"system.healthz"}  # health probe and benchmark baseline
 
 
 def _concrete(rule: Any) -> str:
-    return re.sub(r"<(?:[^:>]+:)?([^>]+)>", "1", rule.rule)
+    return re.sub(r"<[^>]+>", "1", rule.rule)
 
 
-async def test_every_route_has_a_rate_limit_or_an_explicit_exemption(app: Any) -> None:
+async def test_rate_limit_exemptions_come_only_from_the_allow_list(app: Any) -> None:
     for rule in app.url_map.iter_rules():
         view = app.view_functions[rule.endpoint]
         exempt = getattr(view, QUART_RATE_LIMITER_EXEMPT_ATTRIBUTE, False)
@@ -30,7 +30,8 @@ async def test_every_unsafe_route_refuses_a_missing_csrf_token(app: Any, client:
         for method in sorted((rule.methods or set()) & UNSAFE):
             response = await client.raw.open(_concrete(rule), method=method, form={})
             assert response.status_code == 403, f"{method} {rule.rule} lacks the CSRF check"
-    # The check is global (before_request), so a route added later is covered too.
+    # No app route takes an unsafe method yet, so the loop above visits none today; the probe
+    # proves the check is global (before_request), covering routes added later.
     @app.post("/probe")
     async def probe() -> str:
         return "reached"

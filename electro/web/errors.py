@@ -8,6 +8,7 @@ import logging
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from electro.security.csrf import CsrfError
 from electro.services import events
 from electro.web import client_ip, render, runtime
 
@@ -49,9 +50,8 @@ async def _record(status: int, detail: str) -> None:
 
 async def handle_http_error(error: HTTPException) -> Response:
     status = error.code or 500
-    message = MESSAGES.get(status, error.description or "Error")
-    if status == 403 and error.description and "form expired" in error.description:
-        message = error.description
+    # A CSRF refusal tells the user what to do; other errors get the generic wording.
+    message = error.description if isinstance(error, CsrfError) else MESSAGES.get(status, "Error")
     await _record(status, type(error).__name__)
     response = await render(
         "error.html", "partials/error.html", status=status, status_code=status, message=message
