@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -63,9 +64,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     errors.register_error_handlers(app)
     for blueprint in (shop.bp, system.bp):
         app.register_blueprint(blueprint)
-    app.before_serving(_open_database)
-    app.after_serving(_close_database)
-    tasks.install(app)
+    # while_serving generators unwind in reverse: jobs stop before the engine is disposed.
+    app.while_serving(_database)
+    app.while_serving(tasks.run_while_serving)
     if settings.trusted_proxy_hops:
         from hypercorn.middleware import ProxyFixMiddleware
 
@@ -76,14 +77,12 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     return app
 
 
-async def _open_database() -> None:
+async def _database() -> AsyncIterator[None]:
     rt = runtime()
     rt.engine = make_engine(rt.settings.database)
     rt.sessions = make_sessionmaker(rt.engine)
-
-
-async def _close_database() -> None:
-    rt = runtime()
-    if rt.engine is not None:
+    try:
+        yield
+    finally:
         await rt.engine.dispose()
-    rt.engine = rt.sessions = None
+        rt.engine = rt.sessions = None
