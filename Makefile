@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PG_TEST_URL ?= postgresql+asyncpg://electro@127.0.0.1:5432/test
 
-.PHONY: run test lint install
+.PHONY: run test lint install bench
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -34,3 +34,10 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check electro tests
+
+# Every bench/bench_*.py prints its own table; each starts and stops what it measures.
+bench: $(STAMP)
+	bash scripts/test-services.sh
+	@for script in bench/bench_*.py; do \
+		echo "== $$script"; $(BIN)/python $$script || exit 1; \
+	done
