@@ -18,6 +18,7 @@ from electro.config import load_settings, parse_rate, with_secret_key
 from electro.db import make_engine, make_sessionmaker
 from electro.security.csrf import check_csrf, csrf_token
 from electro.security.headers import security_headers
+from electro.security.passwords import Passwords
 from electro.security.ratelimit import AtomicRateLimiter, client_key, make_store
 from electro.web import Runtime, close_db, errors, finish_db, runtime, shop, system
 
@@ -31,7 +32,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     app = Quart(__name__, static_folder=str(STATIC))
     # Pages by plain name ("index.html"), fragments as "partials/<name>.html".
     app.jinja_loader = FileSystemLoader([PACKAGE / "templates", PACKAGE])  # type: ignore[assignment]
-    app.extensions["electro"] = Runtime(settings)
+    app.extensions["electro"] = Runtime(settings, Passwords(settings))
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_content_length,

@@ -4,15 +4,20 @@
 from __future__ import annotations
 
 import asyncio
+import email
 import os
 import re
 import shutil
+import socket
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -77,8 +82,66 @@ async def database_url(template_db: str, tmp_path: Path) -> AsyncIterator[str]:
         yield f"sqlite+aiosqlite:///{path}"
 
 
+class Mailbox:
+    """Messages a real SMTP server (aiosmtpd, in its own thread) received from aiosmtplib."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self._lock = threading.Lock()
+
+    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
+        with self._lock:
+            self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+    def to(self, address: str) -> list[Message]:
+        with self._lock:
+            return [m for m in self.messages if m["To"] == address]
+
+    async def wait_for(self, address: str, count: int = 1, timeout: float = 5.0) -> list[Message]:
+        """The first ``count`` mails to ``address``, waiting for the outbox to deliver them."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(found := self.to(address)) < count:
+            if loop.time() > deadline:
+                raise AssertionError(f"{count} mail(s) to {address} not received; got {found}")
+            await asyncio.sleep(0.02)
+        return found[:count]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[tuple[Mailbox, int]]:
+    mailbox = Mailbox()
+    port = _free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield mailbox, port
+    controller.stop()
+
+
 @pytest.fixture
-def settings_overrides(database_url: str, tmp_path: Path) -> dict[str, Any]:
+def mailbox(smtp_server: tuple[Mailbox, int]) -> Mailbox:
+    """This test's mail: the shared server's inbox, emptied first."""
+    box = smtp_server[0]
+    box.messages.clear()
+    return box
+
+
+def body_of(message: Message) -> str:
+    payload = message.get_payload(decode=True)
+    return payload.decode() if isinstance(payload, bytes) else str(payload)
+
+
+@pytest.fixture
+def settings_overrides(
+    database_url: str, tmp_path: Path, smtp_server: tuple[Mailbox, int]
+) -> dict[str, Any]:
     """Override per test by requesting this fixture and updating the dict."""
     return {
         "database_url": database_url,
@@ -89,6 +152,8 @@ def settings_overrides(database_url: str, tmp_path: Path) -> dict[str, Any]:
         "argon2_memory_kib": 1024,
         "argon2_parallelism": 1,
         "job_interval_seconds": 3600.0,
+        "smtp_host": "127.0.0.1",
+        "smtp_port": smtp_server[1],
     }
 
 

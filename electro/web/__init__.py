@@ -10,6 +10,8 @@ from quart import Response, current_app, g, make_response, render_template, requ
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from electro.config import Settings
+from electro.security.passwords import Passwords
+from electro.services.mail import QUEUED_FLAG
 
 
 @dataclass
@@ -17,8 +19,10 @@ class Runtime:
     """What the app holds for its lifetime; engine and sessions exist only while serving."""
 
     settings: Settings
+    passwords: Passwords
     engine: AsyncEngine | None = None
     sessions: async_sessionmaker[AsyncSession] | None = None
+    wake_jobs: asyncio.Event | None = None  # set after a commit that queued mail
 
 
 def runtime() -> Runtime:
@@ -44,6 +48,9 @@ async def finish_db(response: Response) -> Response:
     try:
         if response.status_code < 400:
             await session.commit()
+            wake = runtime().wake_jobs
+            if session.info.pop(QUEUED_FLAG, False) and wake is not None:
+                wake.set()  # send the mail now, not at the next round
         else:
             await session.rollback()
     finally:
