@@ -98,15 +98,17 @@ class Mailbox:
         with self._lock:
             return [m for m in self.messages if m["To"] == address]
 
-    async def wait_for(self, address: str, count: int = 1, timeout: float = 5.0) -> list[Message]:
-        """The first ``count`` mails to ``address``, waiting for the outbox to deliver them."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while len(found := self.to(address)) < count:
-            if loop.time() > deadline:
-                raise AssertionError(f"{count} mail(s) to {address} not received; got {found}")
-            await asyncio.sleep(0.02)
-        return found[:count]
+    async def wait_for(self, address: str, count: int = 1) -> list[Message]:
+        """The first ``count`` mails to ``address``, waiting (5 s at most) for the outbox."""
+        try:
+            async with asyncio.timeout(5):
+                while len(self.to(address)) < count:
+                    await asyncio.sleep(0.02)
+        except TimeoutError:
+            raise AssertionError(
+                f"{count} mail(s) to {address} not received; got {self.to(address)}"
+            ) from None
+        return self.to(address)[:count]
 
 
 def _free_port() -> int:
