@@ -103,7 +103,7 @@ class Mailbox:
         try:
             async with asyncio.timeout(5):
                 while len(self.to(address)) < count:
-                    await asyncio.sleep(0.02)
+                    await asyncio.sleep(0.02)  # noqa: ASYNC110 - filled by another thread
         except TimeoutError:
             raise AssertionError(
                 f"{count} mail(s) to {address} not received; got {self.to(address)}"
