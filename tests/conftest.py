@@ -102,8 +102,8 @@ class Mailbox:
         """The first ``count`` mails to ``address``, waiting (5 s at most) for the outbox."""
         try:
             async with asyncio.timeout(5):
-                while len(self.to(address)) < count:
-                    await asyncio.sleep(0.02)  # noqa: ASYNC110 - filled by another thread
+                while len(self.to(address)) < count:  # noqa: ASYNC110 - another thread fills it
+                    await asyncio.sleep(0.02)
         except TimeoutError:
             raise AssertionError(
                 f"{count} mail(s) to {address} not received; got {self.to(address)}"
