@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import FileSystemLoader
-from quart import Quart
+from quart import Quart, g
 from quart_auth import QuartAuth
 from quart_rate_limiter import RateLimit
 
 from electro import tasks
 from electro.config import load_settings, parse_rate, with_secret_key
 from electro.db import make_engine, make_sessionmaker
+from electro.security.auth import ElectroUser, load_account
 from electro.security.csrf import check_csrf, csrf_token
 from electro.security.headers import security_headers
 from electro.security.passwords import Passwords
@@ -46,6 +47,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     # Created here, not at module level: a shared instance keeps the first app's settings.
     QuartAuth(
         app,
+        user_class=ElectroUser,
         cookie_secure=settings.cookie_secure,
         cookie_samesite="Lax",
         duration=settings.session_max_days * 86400,
@@ -58,7 +60,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
         default_limits=[RateLimit(count, timedelta(seconds=seconds))],
     )
     app.jinja_env.globals["csrf_token"] = csrf_token
+    app.context_processor(_template_context)
     app.before_request(check_csrf)
+    app.before_request(load_account)
     app.after_request(security_headers(settings.cookie_secure))
     app.after_request(finish_db)
     app.teardown_appcontext(close_db)
@@ -87,3 +91,8 @@ async def _database() -> AsyncIterator[None]:
     finally:
         await rt.engine.dispose()
         rt.engine = rt.sessions = None
+
+
+def _template_context() -> dict[str, Any]:
+    """``account``: the signed-in SignedIn (session and user) or None, for every template."""
+    return {"account": g.get("account")}

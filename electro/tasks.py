@@ -12,7 +12,7 @@ from quart import current_app
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from electro.config import Settings
-from electro.services import events, mail
+from electro.services import events, mail, sessions
 
 log = logging.getLogger(__name__)
 
@@ -21,12 +21,26 @@ Job = Callable[[Sessions, Settings], Awaitable[object]]
 STOP_GRACE_SECONDS = 5.0
 
 
-async def event_retention(sessions: Sessions, settings: Settings) -> int:
-    async with sessions.begin() as db:
-        return await events.apply_retention(db, settings.event_retention_days)
+def in_transaction(work: Callable[[AsyncSession, Settings], Awaitable[object]]) -> Job:
+    """A job made of one unit of work in one transaction."""
+
+    async def job(sessions: Sessions, settings: Settings) -> object:
+        async with sessions.begin() as db:
+            return await work(db, settings)
+
+    job.__name__ = work.__name__
+    return job
 
 
-JOBS: list[Job] = [mail.deliver_due, event_retention]
+async def event_retention(db: AsyncSession, settings: Settings) -> int:
+    return await events.apply_retention(db, settings.event_retention_days)
+
+
+JOBS: list[Job] = [
+    mail.deliver_due,
+    in_transaction(sessions.purge_expired),
+    in_transaction(event_retention),
+]
 
 
 async def run_jobs_once(sessions: Sessions, settings: Settings) -> None:

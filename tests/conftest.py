@@ -25,6 +25,8 @@ from electro import clock
 from electro.app import create_app
 from electro.db import make_engine
 from electro.migrate import upgrade
+from electro.models import User
+from electro.services import sessions
 
 PG_URL = os.environ.get("ELECTRO_TEST_DATABASE_URL", "")
 IN_CI = os.environ.get("CI") == "true"
@@ -208,3 +210,51 @@ class Client:
 @pytest.fixture
 def client(app: Any) -> Client:
     return Client(app)
+
+
+TEST_PASSWORD = "correct horse battery staple"
+
+
+async def make_user(
+    app: Any, username: str = "ann", *, email: str | None = None, is_admin: bool = False,
+    is_active: bool = True, password: str = TEST_PASSWORD,
+) -> User:
+    """An account straight in the database (argon2id hash of ``password``)."""
+    rt = app.extensions["electro"]
+    user = User(username=username, email=email or f"{username.lower()}@example.com",
+                password_hash=await rt.passwords.hash(password), is_admin=is_admin,
+                is_active=is_active)
+    async with rt.sessions.begin() as db:
+        db.add(user)
+    return user
+
+
+async def sign_in(app: Any, client: Client, user: User, user_agent: str = "pytest") -> str:
+    """Give ``client`` a live session of ``user`` (as a log-in would); returns the clear id."""
+    rt = app.extensions["electro"]
+    async with rt.sessions.begin() as db:
+        token = await sessions.start_session(db, rt.settings, user, "<local>", user_agent)
+    auth = app.extensions["QUART_AUTH"][0]
+    client.raw.set_cookie(
+        auth.cookie_domain, auth.cookie_name, auth.dump_token(token, app=app),
+        path=auth.cookie_path, domain=auth.cookie_domain, secure=auth.cookie_secure,
+        httponly=auth.cookie_http_only, samesite=auth.cookie_samesite,
+    )
+    client.token = ""  # a new session gets a new CSRF token at log-in
+    return token
+
+
+@pytest.fixture
+async def admin_client(app: Any) -> Client:
+    """A client signed in as an admin (``admin``)."""
+    client = Client(app)
+    await sign_in(app, client, await make_user(app, "admin", is_admin=True))
+    return client
+
+
+@pytest.fixture
+async def user_client(app: Any) -> Client:
+    """A client signed in as an ordinary account (``ann``)."""
+    client = Client(app)
+    await sign_in(app, client, await make_user(app, "ann"))
+    return client
