@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import FileSystemLoader
-from quart import Quart, g
+from quart import Quart, g, request
 from quart_auth import QuartAuth
 from quart_rate_limiter import RateLimit
 
@@ -18,7 +18,7 @@ from electro.config import load_settings, parse_rate, with_secret_key
 from electro.db import make_engine, make_sessionmaker
 from electro.security.auth import ElectroUser, load_account
 from electro.security.csrf import check_csrf, csrf_token
-from electro.security.headers import security_headers
+from electro.security.headers import is_private_path, security_headers
 from electro.security.passwords import Passwords
 from electro.security.ratelimit import AtomicRateLimiter, client_key, make_store
 from electro.web import Runtime, close_db, errors, finish_db, runtime, shop, system
@@ -94,5 +94,6 @@ async def _database() -> AsyncIterator[None]:
 
 
 def _template_context() -> dict[str, Any]:
-    """``account``: the signed-in SignedIn (session and user) or None, for every template."""
-    return {"account": g.get("account")}
+    """For every template: ``account`` (the signed-in SignedIn or None) and ``private_page``
+    (account and admin pages keep no htmx history cache)."""
+    return {"account": g.get("account"), "private_page": is_private_path(request.path)}
