@@ -55,7 +55,7 @@ def normalise_email(raw: str) -> str:
     try:
         checked = validate_email(raw.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
-        raise FormProblems({"email": f"Enter a valid e-mail address ({exc})."}) from None
+        raise FormProblems({"email": f"Enter a valid e-mail address. {exc}"}) from None
     return str(checked.normalized).lower()
 
 
