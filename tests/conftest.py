@@ -26,6 +26,7 @@ from electro.app import create_app
 from electro.db import make_engine
 from electro.migrate import upgrade
 
+pytest_plugins = ["tests.browser"]
 PG_URL = os.environ.get("ELECTRO_TEST_DATABASE_URL", "")
 IN_CI = os.environ.get("CI") == "true"
 
