@@ -18,6 +18,7 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/electro init-db
+	$(BIN)/electro create-admin --username admin --email admin@electro.example --generate-if-no-admin
 	$(BIN)/electro seed-demo --if-empty
 	$(BIN)/electro serve --bind 127.0.0.1:5000
 
