@@ -34,7 +34,7 @@ test: $(STAMP)
 	fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check electro tests
+	$(BIN)/ruff check electro tests $(wildcard bench)
 
 # Every bench/bench_*.py prints its own table; each starts and stops what it measures.
 bench: $(STAMP)

@@ -52,12 +52,10 @@ async def seed_demo(products: int, only_if_empty: bool) -> None:
                 print("catalogue already has products; not seeding")
                 return
             existing = {c.name: c.id for c in await db.scalars(select(Category))}
-            for name in CATEGORIES:
-                if name not in existing:
-                    category = Category(name=name)
-                    db.add(category)
-                    await db.flush()
-                    existing[name] = category.id
+            missing = [Category(name=name) for name in CATEGORIES if name not in existing]
+            db.add_all(missing)
+            await db.flush()  # one round trip assigns every new id
+            existing.update({c.name: c.id for c in missing})
             batch: list[dict[str, object]] = []
             for _ in tqdm(range(products), desc="products", unit="row", disable=products < 1000):
                 category = rng.choice(CATEGORIES)
