@@ -22,7 +22,11 @@ async def _seed_categories(database_url: str, names: list[str]) -> None:
 
 
 async def test_home_page_runs_htmx_without_errors(
-    live_server: Any, page: Any, browser_errors: list[str], database_url: str
+    live_server: Any,
+    page: Any,
+    js_disabled_page: Any,
+    browser_errors: list[str],
+    database_url: str,
 ) -> None:
     # The server reads the catalogue per request, so seeding after it started is fine.
     await _seed_categories(database_url, ["Cameras & <Lenses>", "Headphones"])
@@ -37,11 +41,15 @@ async def test_home_page_runs_htmx_without_errors(
     assert names == ["Cameras & <Lenses>", "Headphones"]
     assert browser_errors == []
 
+    # Without JavaScript the server-rendered page is complete (progressive enhancement).
+    await js_disabled_page.goto(live_server.url + "/")
+    assert await js_disabled_page.locator(".category-name").all_inner_texts() == names
+
     # The harness notices a CSP violation: an inline script is refused and reported.
-    await page.evaluate(
-        "() => { const s = document.createElement('script');"
-        " s.textContent = 'window.inlineRan = true'; document.body.append(s); }"
-    )
+    async with page.expect_console_message(lambda m: "Content Security Policy" in m.text):
+        await page.evaluate(
+            "() => { const s = document.createElement('script');"
+            " s.textContent = 'window.inlineRan = true'; document.body.append(s); }"
+        )
     assert await page.evaluate("window.inlineRan === undefined")
-    await page.wait_for_timeout(50)  # the console report arrives asynchronously
     assert any("Content Security Policy" in error for error in browser_errors), browser_errors
