@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, Exists, and_, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from electro import clock
 from electro.config import Settings
@@ -39,7 +40,7 @@ class Refused:
     user_id: int | None = None
 
 
-def account_blocked(user_id: ColumnElement[int] | int, now: datetime) -> Exists:
+def account_blocked(user_id: ColumnElement[int] | InstrumentedAttribute[int] | int, now: datetime) -> Exists:
     """SQL condition: the account has a block in force (the date decides, not the lift job)."""
     return exists().where(
         AccountBlock.user_id == user_id,
