@@ -40,7 +40,9 @@ class Refused:
     user_id: int | None = None
 
 
-def account_blocked(user_id: ColumnElement[int] | InstrumentedAttribute[int] | int, now: datetime) -> Exists:
+def account_blocked(
+    user_id: ColumnElement[int] | InstrumentedAttribute[int] | int, now: datetime
+) -> Exists:
     """SQL condition: the account has a block in force (the date decides, not the lift job)."""
     return exists().where(
         AccountBlock.user_id == user_id,
