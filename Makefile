@@ -35,6 +35,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check electro tests $(wildcard bench)
+	$(BIN)/mypy electro
 
 # Every bench/bench_*.py prints its own table; each starts and stops what it measures.
 bench: $(STAMP)
