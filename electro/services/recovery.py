@@ -36,7 +36,8 @@ async def request_reset(
         await events.record(db, "authn_password_reset_unknown", **origin)
         return
     key, _row = await keys.issue(db, settings, "reset", user_id=user.id, email=user.email)
-    await send_mail(db, settings, user.email, "reset_key", username=user.username, key=key)
+    await send_mail(db, settings, user.email, "reset_key", username=user.username, key=key,
+                    minutes=settings.key_ttl_minutes)
     await events.record(db, "authn_password_reset_requested", actor_id=user.id,
                         actor=user.username, **origin)
 
@@ -93,7 +94,8 @@ async def request_email_change(
     owner = await db.scalar(select(User).where(func.lower(User.email) == email))
     if owner is None:
         key, _row = await keys.issue(db, settings, "email_change", user_id=user.id, email=email)
-        await send_mail(db, settings, email, "email_change_key", username=user.username, key=key)
+        await send_mail(db, settings, email, "email_change_key", username=user.username, key=key,
+                        minutes=settings.key_ttl_minutes)
     else:
         await send_mail(db, settings, email, "account_exists", username=owner.username,
                         email=email)

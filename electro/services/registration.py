@@ -11,11 +11,9 @@ mail is a notice to the owner instead of a key; the row is a decoy nobody holds 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,12 +22,10 @@ from electro.config import Settings
 from electro.models import OneTimeKey, User
 from electro.security.keys import hash_key
 from electro.security.passwords import Passwords, policy_problems
-from electro.services import events, keys
+from electro.services import events, keys, users
 from electro.services.mail import send_mail
 
 FIELDS = ("username", "email", "password", "password_confirm")
-# ASCII only: look-alike letters from other scripts would let "admin" and "аdmin" coexist.
-USERNAME = re.compile(r"[A-Za-z0-9_.-]{3,32}")
 MISMATCH = "The two passwords differ; type the same password twice."
 Origin = Mapping[str, Any]  # ip and path of the request, for events
 
@@ -51,12 +47,11 @@ class Conflict(Exception):
 
 
 def normalise_email(raw: str) -> str:
-    """Syntax only (no DNS); lower case so one address is one account. Raises FormProblems."""
+    """users.normalise_email (syntax only, lower case) for a form: raises FormProblems."""
     try:
-        checked = validate_email(raw.strip(), check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise FormProblems({"email": f"Enter a valid e-mail address. {exc}"}) from None
-    return str(checked.normalized).lower()
+        return users.normalise_email(raw.strip())
+    except users.UserError as exc:
+        raise FormProblems({"email": str(exc)}) from None
 
 
 async def _username_taken(db: AsyncSession, settings: Settings, username: str) -> bool:
@@ -77,8 +72,10 @@ async def field_problem(
     syntax only, so live validation never tells whether an address has an account."""
     value = form.get(field, "")
     if field == "username":
-        if not USERNAME.fullmatch(value):
-            return "Use 3 to 32 characters: letters, digits, _ . or -."
+        try:
+            users.check_username(value)
+        except users.UserError as exc:
+            return str(exc)
         if await _username_taken(db, settings, value):
             return "This username is taken; choose another."
     elif field == "email":
@@ -114,7 +111,8 @@ async def start(
                                 password_hash=password_hash)
     owner = await db.scalar(select(User).where(func.lower(User.email) == email))
     if owner is None:
-        await send_mail(db, settings, email, "register_key", username=username, key=key)
+        await send_mail(db, settings, email, "register_key", username=username, key=key,
+                        minutes=settings.key_ttl_minutes)
     else:
         await send_mail(db, settings, email, "account_exists", username=owner.username,
                         email=email)
@@ -166,7 +164,8 @@ async def request_activation(
     if user is None:
         return
     key, _row = await keys.issue(db, settings, "activate", user_id=user.id, email=user.email)
-    await send_mail(db, settings, user.email, "activate_key", username=user.username, key=key)
+    await send_mail(db, settings, user.email, "activate_key", username=user.username, key=key,
+                    minutes=settings.key_ttl_minutes)
     await events.record(db, "activation_requested", actor_id=user.id, actor=user.username,
                         **origin)
 

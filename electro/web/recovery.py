@@ -12,7 +12,16 @@ from electro.security.keys import hash_key
 from electro.services import keys, recovery
 from electro.services.registration import Conflict, FormProblems
 from electro.web import db, render, runtime
-from electro.web.register import KEY_REFUSED, SUBMIT, KeyPage, form_values, key_page, notice, origin
+from electro.web.register import (
+    SUBMIT,
+    KeyPage,
+    form_values,
+    key_page,
+    key_refused,
+    minutes,
+    notice,
+    origin,
+)
 
 bp = Blueprint("recovery", __name__)
 
@@ -36,7 +45,7 @@ async def _reset_form(email: str = "", message: str | None = None) -> Response:
 async def _link_expired() -> Response:
     session.pop(RESET, None)
     return await notice("This link does not work",
-                        "Reset links work once, for 15 minutes. Ask for a new one.",
+                        f"Reset links work once, for {minutes()}. Ask for a new one.",
                         "/password/reset", "Reset the password again")
 
 
@@ -56,7 +65,7 @@ async def reset_request() -> Response:
     # The same words for every address (A6: no enumeration).
     return await notice("Check your mail",
                         "If an account uses this address, we sent it a link to choose a new "
-                        "password. The link works once, for 15 minutes.")
+                        f"password. The link works once, for {minutes()}.")
 
 
 @bp.get("/password/reset/<key>")
@@ -130,7 +139,7 @@ async def email_request() -> Response:
         return await _email_form(form["email"], exc.problems)
     return await notice("Check the new mailbox",
                         "We sent a message to the new address. Enter the key it contains "
-                        "within 15 minutes; until then your address stays as it is.",
+                        f"within {minutes()}; until then your address stays as it is.",
                         "/account/email/confirm", "Enter the key")
 
 
@@ -153,7 +162,7 @@ async def email_confirm() -> Response:
             return await notice("E-mail change ended",
                                 "Too many wrong keys: ask for the change again.",
                                 "/account/email", "Change the address")
-        return await key_page(EMAIL_KEY, message=KEY_REFUSED)
+        return await key_page(EMAIL_KEY, message=key_refused())
     except Conflict as exc:
         return await notice("Address not changed", exc.message, "/account/email",
                             "Choose another address")

@@ -23,8 +23,16 @@ SUBMIT = rate_limit(limits=[RateLimit(10, timedelta(minutes=1)),
 VALIDATE = rate_limit(60, timedelta(minutes=1))
 # The pending registration this browser submitted: wrong keys typed here are charged to it.
 PENDING = "pending_reg"
-KEY_REFUSED = ("This key does not work: it may be mistyped, already used or expired (keys last "
-               "15 minutes). Check the latest mail, or start again.")
+
+
+def minutes() -> str:
+    """How long a mailed key works, for the pages that mention it."""
+    return f"{runtime().settings.key_ttl_minutes} minutes"
+
+
+def key_refused() -> str:
+    return (f"This key does not work: it may be mistyped, already used or expired (keys last "
+            f"{minutes()}). Check the latest mail, or start again.")
 
 
 @dataclass(frozen=True)
@@ -87,8 +95,8 @@ async def register() -> Response:
     # The same words whether or not the address has an account (A1: no enumeration).
     return await notice(
         "Check your mail",
-        "We sent a message to the address you gave. Enter the key it contains within 15 "
-        "minutes to create your account.",
+        "We sent a message to the address you gave. Enter the key it contains within "
+        f"{minutes()} to create your account.",
         "/register/confirm", "Enter the key",
     )
 
@@ -124,7 +132,7 @@ async def register_confirm() -> Response:
             return await notice("Registration ended",
                                 "Too many wrong keys: this registration has ended. Please "
                                 "register again.", "/register", "Register again")
-        return await key_page(REGISTER_KEY, message=KEY_REFUSED)
+        return await key_page(REGISTER_KEY, message=key_refused())
     except Conflict as exc:
         session.pop(PENDING, None)
         return await notice("Registration not finished", exc.message, "/register",
@@ -159,7 +167,7 @@ async def activate_request() -> Response:
         return await _activate_form(email, exc.problems["email"])
     return await notice("Check your mail",
                         "If an inactive account uses this address, we sent it an activation "
-                        "key, valid for 15 minutes.", "/activate/confirm", "Enter the key")
+                        f"key, valid for {minutes()}.", "/activate/confirm", "Enter the key")
 
 
 @bp.get("/activate/confirm")
@@ -174,5 +182,5 @@ async def activate_confirm() -> Response:
     try:
         await registration.activate(db(), runtime().settings, key, origin())
     except keys.KeyRefused:
-        return await key_page(ACTIVATE_KEY, message=KEY_REFUSED)
+        return await key_page(ACTIVATE_KEY, message=key_refused())
     return await notice("Your account is active", "You can log in now.", "/login", "Log in")

@@ -20,7 +20,7 @@ async def test_live_validation_shows_errors_without_a_reload(
 
     await page.fill("#username", "x")
     await page.press("#username", "Tab")  # blur fires "change"
-    await expect(page.locator("#username-error")).to_contain_text("Use 3 to 32 characters")
+    await expect(page.locator("#username-error")).to_contain_text("3 to 32 characters")
 
     await page.fill("#password", "short")
     await page.press("#password", "Tab")

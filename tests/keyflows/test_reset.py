@@ -113,3 +113,17 @@ async def test_reset_requests_are_rate_limited(client: Client) -> None:
     limited = await client.post("/password/reset", {"email": "n10@example.com"})
     assert limited.status_code == 429
     assert limited.headers.get_all("Retry-After") == [limited.headers["Retry-After"]]
+
+
+async def test_a_new_reset_mail_replaces_the_previous_link(
+    app: Any, client: Client, mailbox: Mailbox
+) -> None:
+    await make_user(app, "ann")
+    first = await _reset_link(client, mailbox)
+    await client.post("/password/reset", {"email": "ann@example.com"})
+    match = LINK.search(await mailed_text(mailbox, "ann@example.com", 2))
+    assert match and match.group(1) != first
+    await client.get(first)
+    assert "This link does not work" in await text_of(await client.get("/password/reset/new"))
+    await client.get(match.group(1))
+    assert "Choose a new password" in await text_of(await client.get("/password/reset/new"))
