@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import delete, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -54,29 +54,35 @@ def normalise_email(raw: str) -> str:
         raise FormProblems({"email": str(exc)}) from None
 
 
-async def _username_taken(db: AsyncSession, settings: Settings, username: str) -> bool:
-    """By an account, or (softly: two submits can still race) by a live pending registration;
-    confirm() settles races for good through the unique index."""
+async def _username_taken(
+    db: AsyncSession, settings: Settings, username: str, own_pending: int | None
+) -> bool:
+    """By an account, or (softly: two submits can still race) by a live pending registration
+    other than this browser's own; confirm() settles races for good through the unique index."""
     folded = username.lower()
     pending = select(OneTimeKey.id).where(
         keys.works("register", settings), func.lower(OneTimeKey.username) == folded)
+    if own_pending is not None:
+        pending = pending.where(OneTimeKey.id != own_pending)
     taken = await db.scalar(select(or_(
         exists().where(func.lower(User.username) == folded), exists(pending))))
     return bool(taken)
 
 
 async def field_problem(
-    db: AsyncSession, settings: Settings, field: str, form: Mapping[str, str]
+    db: AsyncSession, settings: Settings, field: str, form: Mapping[str, str],
+    own_pending: int | None = None,
 ) -> str | None:
     """What is wrong with one field of the register form, or None. The e-mail is checked for
-    syntax only, so live validation never tells whether an address has an account."""
+    syntax only, so live validation never tells whether an address has an account.
+    ``own_pending``: this browser's pending registration, whose username is not "taken"."""
     value = form.get(field, "")
     if field == "username":
         try:
             users.check_username(value)
         except users.UserError as exc:
             return str(exc)
-        if await _username_taken(db, settings, value):
+        if await _username_taken(db, settings, value, own_pending):
             return "This username is taken; choose another."
     elif field == "email":
         try:
@@ -97,14 +103,20 @@ async def field_problem(
 
 async def start(
     db: AsyncSession, settings: Settings, passwords: Passwords, form: Mapping[str, str],
-    origin: Origin,
+    origin: Origin, replaces: int | None = None,
 ) -> int:
     """Check the form, store a pending registration and mail its key (or, for an address that
     has an account, a notice to its owner). Returns the pending row's id, for the session of the
-    browser that submitted it. Raises FormProblems."""
-    problems = {f: p for f in FIELDS if (p := await field_problem(db, settings, f, form))}
+    browser that submitted it. ``replaces``: that browser's previous pending registration, which
+    ends (a mistyped address can be corrected at once). Raises FormProblems."""
+    problems = {f: p for f in FIELDS
+                if (p := await field_problem(db, settings, f, form, replaces))}
     if problems:
         raise FormProblems(problems)
+    if replaces is not None:
+        await db.execute(delete(OneTimeKey).where(
+            OneTimeKey.id == replaces, OneTimeKey.purpose == "register",
+            OneTimeKey.used_at.is_(None)))
     username, email = form["username"], normalise_email(form["email"])
     password_hash = await passwords.hash(form["password"])
     key, row = await keys.issue(db, settings, "register", username=username, email=email,

@@ -87,7 +87,8 @@ async def register() -> Response:
     form = await form_values(*FIELDS)
     rt = runtime()
     try:
-        pending_id = await registration.start(db(), rt.settings, rt.passwords, form, origin())
+        pending_id = await registration.start(db(), rt.settings, rt.passwords, form, origin(),
+                                              replaces=session.get(PENDING))
     except FormProblems as exc:
         return await render("register.html", "partials/register_form.html", form=_echo(form),
                             errors=exc.problems)
@@ -108,7 +109,8 @@ async def validate(field: str) -> Response:
     if field not in FIELDS:
         raise NotFound()
     form = await form_values(*FIELDS)
-    message = await registration.field_problem(db(), runtime().settings, field, form)
+    message = await registration.field_problem(db(), runtime().settings, field, form,
+                                               session.get(PENDING))
     return await render("register.html", "partials/field_error.html", field=field,
                         message=message, form=_echo(form), errors={field: message})
 

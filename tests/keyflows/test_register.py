@@ -195,3 +195,22 @@ async def test_two_pending_registrations_of_one_name(
     # The refused pending registration is over: its key does not work again.
     again = await second.post("/register/confirm", {"key": other_key})
     assert "This key does not work" in await text_of(again)
+
+
+async def test_registering_again_replaces_this_browsers_pending_registration(
+    app: Any, client: Client, mailbox: Mailbox
+) -> None:
+    await register(client, "bob", "bob@exmaple.com")  # a typo in the address
+    first_key = await mailed_key(mailbox, "bob@exmaple.com")
+    # Another browser cannot take the name while it is pending ...
+    assert "This username is taken" in await text_of(await register(Client(app), "Bob"))
+    # ... but the same browser can correct its address at once.
+    fix = await client.post("/register/validate/username", {"username": "bob"}, htmx=True)
+    assert "taken" not in await text_of(fix)
+    assert "Check your mail" in await text_of(await register(client, "bob", "bob@example.com"))
+    assert "This key does not work" in await text_of(
+        await client.post("/register/confirm", {"key": first_key}))
+    done = await client.post("/register/confirm",
+                             {"key": await mailed_key(mailbox, "bob@example.com")})
+    assert "Your account is ready" in await text_of(done)
+    assert [u.email for u in await _users(app)] == ["bob@example.com"]
