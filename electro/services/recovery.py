@@ -56,6 +56,7 @@ async def reset_password(
     gets a notice. Raises keys.KeyRefused or FormProblems."""
     user = await reset_account(db, settings, key_hash)
     if user is None:
+        await events.record(db, "key_rejected", purpose="reset", **origin)
         raise keys.KeyRefused()
     problems = {}
     found = policy_problems(password, settings, username=user.username, email=user.email)

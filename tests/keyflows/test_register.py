@@ -100,6 +100,8 @@ async def test_submit_shows_every_field_error(app: Any, client: Client, mailbox:
     assert "Use at least 12 characters" in page
     assert "The two passwords differ" in page
     assert 'value="x"' in page and "short" not in page.split("<form", 1)[1].split("</form>")[0]
+    fragment = await client.post("/register", {"username": "x"}, htmx=True)
+    assert (await text_of(fragment)).strip().startswith('<form id="register-form"')
     await make_user(app, "Bob")
     taken = await text_of(await register(client, "BOB"))
     assert "This username is taken" in taken

@@ -68,6 +68,9 @@ async def test_reset_sets_the_password_and_ends_every_session(
     again = await browser.post("/password/reset/new", {
         "password": "another fine long one", "password_confirm": "another fine long one"})
     assert "This link does not work" in await text_of(again)
+    async with rt.sessions() as db:
+        assert await db.scalar(select(Event.details).where(Event.type == "key_rejected")) == {
+            "purpose": "reset"}
 
 
 async def test_an_expired_reset_link_is_refused(app: Any, client: Client, mailbox: Mailbox) -> None:
