@@ -5,10 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pytest
 from sqlalchemy import text
 
-from electro import tasks
 from tests.conftest import Client, Mailbox, body_of
 
 NEW_PASSWORD = "plum tractor winter lantern"
@@ -53,11 +51,3 @@ async def all_cells(app: Any, *tables: str) -> list[str]:
             for row in (await db.execute(text(f"SELECT * FROM {table}"))).all():  # noqa: S608
                 cells += [str(value) for value in row]
     return cells
-
-
-@pytest.fixture
-def no_purge(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The job runner without the key purge, so a test can look at refused rows (request it
-    before ``app``, which starts the runner)."""
-    monkeypatch.setattr(tasks, "JOBS", [j for j in tasks.JOBS
-                                        if j.__name__ != "purge_expired_keys"])

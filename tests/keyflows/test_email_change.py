@@ -70,7 +70,7 @@ async def test_an_address_taken_meanwhile_gets_a_clear_message(
 
 
 async def test_only_the_requesting_account_can_use_the_key(
-    no_purge: None, app: Any, user_client: Client, mailbox: Mailbox
+    app: Any, user_client: Client, mailbox: Mailbox
 ) -> None:
     await user_client.post("/account/email", {"email": "x@example.com",
                                               "current_password": TEST_PASSWORD})

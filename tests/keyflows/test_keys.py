@@ -23,7 +23,7 @@ async def _count(app: Any, model: Any) -> int:
 
 
 async def test_an_expired_key_is_refused_before_any_purge(
-    no_purge: None, app: Any, client: Client, mailbox: Mailbox
+    app: Any, client: Client, mailbox: Mailbox
 ) -> None:
     await register(client)
     key = await mailed_key(mailbox, "bob@example.com")

@@ -154,7 +154,7 @@ async def test_live_validation_of_the_address_reveals_no_account(
 
 
 async def test_wrong_keys_end_the_pending_registration(
-    no_purge: None, app: Any, client: Client, mailbox: Mailbox
+    app: Any, client: Client, mailbox: Mailbox
 ) -> None:
     await register(client)
     key = await mailed_key(mailbox, "bob@example.com")
