@@ -12,7 +12,7 @@ from quart import current_app
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from electro.config import Settings
-from electro.services import events, mail, sessions
+from electro.services import blocking, events, mail, sessions
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ JOBS: list[Job] = [
     mail.deliver_due,
     in_transaction(sessions.purge_expired),
     in_transaction(event_retention),
+    in_transaction(blocking.lift_due_blocks),
 ]
 
 
