@@ -189,9 +189,17 @@ async def log_in(
 
 
 async def end_own_session(db: AsyncSession, user: User, session_id: int, ip: str) -> None:
-    """"End this session" on the account page; only the asking account's sessions match."""
-    if not await sessions.end_own_session(db, user.id, session_id):
+    """"End this session" on the account page; only the asking account's sessions match.
+
+    Looked up before any write: a refusal then holds no write lock while the error handler
+    records its event in a transaction of its own (SQLite would make that wait).
+    """
+    owned = await db.scalar(select(UserSession.id).where(
+        UserSession.id == session_id, UserSession.user_id == user.id,
+        UserSession.ended_at.is_(None)))
+    if owned is None:
         raise SessionNotFound()
+    await sessions.end_own_session(db, user.id, session_id)
     await events.record(db, "session_ended", actor_id=user.id, actor=user.username, ip=ip,
                         reason="ended_by_user", ended=[session_id])
 
