@@ -77,28 +77,27 @@ async def record_failure(db: AsyncSession, settings: Settings, user: User, ip: s
     stale = or_(User.failed_window_started_at.is_(None),
                 User.failed_window_started_at < window_start)
     new_count = case((stale, 1), else_=User.failed_logins + 1)
-    row = (await db.execute(
+    lock_until = now + timedelta(minutes=settings.login_lock_minutes)
+    count = (await db.execute(
         update(User)
         .where(User.id == user.id)
         .values(
             failed_logins=new_count,
             failed_window_started_at=case((stale, now), else_=User.failed_window_started_at),
             locked_until=case(
-                (new_count == settings.login_lock_threshold,
-                 now + timedelta(minutes=settings.login_lock_minutes)),
+                (new_count == settings.login_lock_threshold, lock_until),
                 else_=User.locked_until,
             ),
         )
-        .returning(User.failed_logins, User.locked_until)
+        .returning(User.failed_logins)
         .execution_options(synchronize_session=False)
-    )).one()
-    count, locked_until = row
+    )).scalar_one()
     just_locked = count == settings.login_lock_threshold
     if just_locked:
         await events.record(db, "authn_login_lock", actor_id=user.id, actor=user.username, ip=ip,
-                            failures=count, until=locked_until.isoformat())
+                            failures=count, until=lock_until.isoformat())
         await send_mail(db, settings, user.email, "account_locked", username=user.username,
-                        until=_when(locked_until), minutes=settings.login_lock_window_minutes,
+                        until=_when(lock_until), minutes=settings.login_lock_window_minutes,
                         failures=count)
     return just_locked
 
