@@ -29,8 +29,11 @@ from tests.conftest import TEST_PASSWORD, Client, Mailbox, body_of, make_user
 
 async def test_log_in_and_out_end_to_end(app: Any, client: Client) -> None:
     await make_user(app, "ann")
-    page = await (await client.get("/login")).get_data(as_text=True)
+    guarded = await client.get("/account")
+    assert guarded.headers["Location"] == "/login?next=/account"
+    page = await (await client.get(guarded.headers["Location"])).get_data(as_text=True)
     assert 'name="login"' in page and 'name="password"' in page
+    assert '<input type="hidden" name="next" value="/account">' in page
     response = await log_in(client, "ann", form={"next": "/account"})
     assert response.status_code == 302
     assert response.headers["Location"] == "/account"
