@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -69,6 +69,17 @@ async def test_block_refuses_the_admin_themself_and_past_dates(app: Any) -> None
     with pytest.raises(blocking.BlockError, match="in the future"):
         await _block(app, [ann.id], -1, actor_id=admin.id)
     assert await _blocks(app) == []
+
+
+async def test_an_until_with_a_time_zone_is_stored_as_naive_utc(app: Any) -> None:
+    ann = await make_user(app, "ann")
+    until = clock.now().replace(tzinfo=UTC) + timedelta(hours=2)
+    rt = app.extensions["electro"]
+    async with rt.sessions.begin() as db:
+        await blocking.block_accounts(db, rt.settings, [ann.id],
+                                      until.astimezone(timezone(timedelta(hours=5))), "", None)
+    [block] = await _blocks(app)
+    assert block.until == until.replace(tzinfo=None)
 
 
 async def test_lifting_a_block_lets_the_owner_back_in(app: Any) -> None:

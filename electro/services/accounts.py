@@ -91,7 +91,7 @@ async def record_failure(db: AsyncSession, settings: Settings, user: User, ip: s
         )
         .returning(User.failed_logins)
         .execution_options(synchronize_session=False)
-    )).scalar_one()
+    )).scalar()  # None: the account was deleted meanwhile
     just_locked = count == settings.login_lock_threshold
     if just_locked:
         await events.record(db, "authn_login_lock", actor_id=user.id, actor=user.username, ip=ip,

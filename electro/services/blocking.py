@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,9 +27,13 @@ class BlockError(ValueError):
     """A block request that cannot be carried out; the message says why, for the admin."""
 
 
-def _check_until(until: datetime) -> None:
+def _check_until(until: datetime) -> datetime:
+    """``until`` as naive UTC (the database's convention), refused unless in the future."""
+    if until.tzinfo is not None:
+        until = until.astimezone(UTC).replace(tzinfo=None)
     if until <= clock.now():
         raise BlockError("The block must end in the future; pick a later date and time (UTC).")
+    return until
 
 
 async def block_accounts(
@@ -39,7 +43,7 @@ async def block_accounts(
     """Block the accounts until ``until`` (naive UTC): their live sessions end at once and
     each owner is mailed the date and reason. Returns how many accounts were blocked (ids of
     accounts that do not exist are skipped)."""
-    _check_until(until)
+    until = _check_until(until)
     ids = sorted(set(user_ids))
     if actor_id is not None and actor_id in ids:
         raise BlockError("You cannot block your own account; another admin would have to "
@@ -95,7 +99,7 @@ async def block_ip(
     except ValueError:
         raise BlockError(f"{ip.strip()[:60]!r} is not an IP address; write it like "
                          "203.0.113.7 or 2001:db8::1.") from None
-    _check_until(until)
+    until = _check_until(until)
     block = IpBlock(ip=str(address), until=until, reason=reason.strip()[:MAX_REASON],
                     created_by_id=actor_id, created_at=clock.now())
     db.add(block)
