@@ -69,12 +69,17 @@ async def test_login_by_email_in_any_case_and_only_local_next(app: Any, client: 
 
 async def test_every_login_starts_a_new_session(app: Any, client: Client) -> None:
     user = await make_user(app, "ann")
+    others = [Client(app), Client(app)]
+    for other in others:
+        await log_in(other, "ann")
     await log_in(client, "ann")
-    await log_in(client, "ann")
-    first, second = await session_rows(app, user.id)
+    await log_in(client, "ann")  # again, from the same browser
+    *_, first, second = await session_rows(app, user.id)
     assert first.token_hash != second.token_hash
     assert first.end_reason == "replaced" and second.ended_at is None  # no lingering session
     assert (await client.get("/account")).status_code == 200
+    # The replaced session ended before the new one counted: no other device was pushed out.
+    assert [(await other.get("/account")).status_code for other in others] == [200, 200]
 
 
 async def test_unknown_user_and_wrong_password_look_identical(

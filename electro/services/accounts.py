@@ -176,10 +176,16 @@ async def authenticate(
 
 async def log_in(
     db: AsyncSession, passwords: Passwords, settings: Settings, login: str, password: str,
-    ip: str, user_agent: str,
+    ip: str, user_agent: str, *, replaces: int | None = None,
 ) -> LoggedIn:
-    """authenticate(), then a brand-new session (never a reused id: no fixation)."""
+    """authenticate(), then a brand-new session (never a reused id: no fixation).
+
+    ``replaces``: the session this browser was signed in with, if any; it ends first, so it
+    neither lingers nor counts against the per-account maximum (pushing out another device).
+    """
     user = await authenticate(db, passwords, settings, login, password, ip)
+    if replaces is not None:
+        await sessions.end_sessions(db, UserSession.id == replaces, "replaced")
     token = await sessions.start_session(db, settings, user, ip, user_agent)
     await events.record(db, "authn_login_success", actor_id=user.id, actor=user.username, ip=ip)
     await events.record(db, "session_created", actor_id=user.id, actor=user.username, ip=ip,

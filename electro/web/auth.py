@@ -34,18 +34,18 @@ async def login() -> Response:
     form = await request.form
     target = local_path(form.get("next"), "")
     rt = runtime()
+    previous = await current_account()
     try:
         logged_in = await accounts.log_in(
             db(), rt.passwords, rt.settings, form.get("login", ""), form.get("password", ""),
             client_ip(), request.headers.get("User-Agent", ""),
+            replaces=previous.session.id if previous else None,
         )
     except accounts.AuthFailed as failure:
         # The typed login is not echoed back: an unknown name and a wrong password must
         # produce byte-identical pages.
         return await render("login.html", "partials/login_form.html",
                             next=target, error=str(failure))
-    if await current_account() is not None:
-        await sign_out("replaced")  # this browser's previous session must not linger
     sign_in(logged_in.token)
     return redirect(target or "/")  # type: ignore[return-value]
 
