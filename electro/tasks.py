@@ -12,7 +12,7 @@ from quart import current_app
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from electro.config import Settings
-from electro.services import events, keys, mail, sessions
+from electro.services import blocking, events, keys, mail, sessions
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ JOBS: list[Job] = [
     in_transaction(sessions.purge_expired),
     in_transaction(event_retention),
     in_transaction(keys.purge_expired_keys),
+    in_transaction(blocking.lift_due_blocks),
 ]
 
 
