@@ -163,13 +163,25 @@ POSTGRESQL_DROP = [
 ]
 
 
+# Sorted category pages (S1) walk one of these instead of sorting the whole category.
+SORT_INDEXES = {
+    "ix_products_category_name": ["category_id", "name", "id"],
+    "ix_products_category_company": ["category_id", "company", "id"],
+    "ix_products_category_price": ["category_id", "price_cents", "id"],
+}
+
+
 def upgrade() -> None:
     sqlite = op.get_bind().dialect.name == "sqlite"
     for statement in SQLITE_DDL if sqlite else _postgresql_ddl():
         op.execute(statement)
+    for name, columns in SORT_INDEXES.items():
+        op.create_index(name, "products", columns)
 
 
 def downgrade() -> None:
+    for name in SORT_INDEXES:
+        op.drop_index(name, "products")
     sqlite = op.get_bind().dialect.name == "sqlite"
     for statement in SQLITE_DROP if sqlite else POSTGRESQL_DROP:
         op.execute(statement)
