@@ -42,7 +42,7 @@ class SearchCache:
     fragments: dict[str, tuple[str, int]] = field(default_factory=dict)
     trending_html: str = ""
     trending_checked: float = float("-inf")
-    recorded: set[tuple[str, str]] = field(default_factory=set)  # (query, client) this hour
+    recorded: set[tuple[str, str]] = field(default_factory=set)  # (query, identity) this hour
     recorded_hour: datetime | None = None
 
     def fresh(self, checked: float) -> bool:
@@ -73,22 +73,22 @@ class SearchCache:
         return query, *cached
 
     async def record(self, query: str, hits: int) -> None:
-        disallowed = await self.disallowed_words()
-        if not trending.counts(query, hits, disallowed):
-            return
-        client = trending.client_hash(self.settings.secret_key, _client_identity())
         hour = clock.now().replace(minute=0, second=0, microsecond=0)
         if hour != self.recorded_hour or len(self.recorded) >= MAX_REMEMBERED_SEARCHES:
             self.recorded, self.recorded_hour = set(), hour
-        if (query, client) in self.recorded:
-            return
-        sessions = runtime().sessions
-        if sessions is None:
-            raise RuntimeError("the database is opened in before_serving")
-        # Its own short transaction: the write lock is not held while the page renders.
-        async with sessions.begin() as session:
-            await trending.record(session, query, client, hits, disallowed)
-        self.recorded.add((query, client))
+        identity = _client_identity()
+        if (query, identity) in self.recorded:
+            return  # stored (or refused for good) this hour: the database would ignore it
+        disallowed = await self.disallowed_words()
+        if trending.counts(query, hits, disallowed):
+            client = trending.client_hash(self.settings.secret_key, identity)
+            # The request's own session: a second connection per request would let N
+            # concurrent requests hold the whole pool while each waits for one more (a deadlock
+            # the bench found). It is committed as the response leaves, right after this write.
+            await trending.record(db(), query, client, hits, disallowed)
+        elif hits == 0 and len(query) >= trending.MIN_QUERY_LENGTH:
+            return  # may find something once products are added: ask again next time
+        self.recorded.add((query, identity))
 
     async def trending(self) -> str:
         if not self.fresh(self.trending_checked):
