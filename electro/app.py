@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from jinja2 import FileSystemLoader
-from quart import Quart
+from quart import Quart, g, request
 from quart_auth import QuartAuth
 from quart_rate_limiter import RateLimit
 
 from electro import tasks
 from electro.config import load_settings, parse_rate, with_secret_key
 from electro.db import make_engine, make_sessionmaker
+from electro.security.auth import ElectroUser, load_account
 from electro.security.csrf import check_csrf, csrf_token
-from electro.security.headers import security_headers
+from electro.security.headers import is_private_path, security_headers
+from electro.security.passwords import Passwords
 from electro.security.ratelimit import AtomicRateLimiter, client_key, make_store
 from electro.web import Runtime, close_db, errors, finish_db, runtime, search, shop, system
 
@@ -31,7 +33,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     app = Quart(__name__, static_folder=str(STATIC))
     # Pages by plain name ("index.html"), fragments as "partials/<name>.html".
     app.jinja_loader = FileSystemLoader([PACKAGE / "templates", PACKAGE])  # type: ignore[assignment]
-    app.extensions["electro"] = Runtime(settings)
+    app.extensions["electro"] = Runtime(settings, Passwords(settings))
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_content_length,
@@ -45,6 +47,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     # Created here, not at module level: a shared instance keeps the first app's settings.
     QuartAuth(
         app,
+        user_class=ElectroUser,
         cookie_secure=settings.cookie_secure,
         cookie_samesite="Lax",
         duration=settings.session_max_days * 86400,
@@ -57,7 +60,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
         default_limits=[RateLimit(count, timedelta(seconds=seconds))],
     )
     app.jinja_env.globals["csrf_token"] = csrf_token
+    app.context_processor(_template_context)
     app.before_request(check_csrf)
+    app.before_request(load_account)
     app.after_request(security_headers(settings.cookie_secure))
     app.after_request(finish_db)
     app.teardown_appcontext(close_db)
@@ -77,7 +82,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     return app
 
 
-async def _database() -> AsyncIterator[None]:
+async def _database() -> AsyncGenerator[None, None]:
     rt = runtime()
     rt.engine = make_engine(rt.settings.database)
     rt.sessions = make_sessionmaker(rt.engine)
@@ -86,3 +91,9 @@ async def _database() -> AsyncIterator[None]:
     finally:
         await rt.engine.dispose()
         rt.engine = rt.sessions = None
+
+
+def _template_context() -> dict[str, Any]:
+    """For every template: ``account`` (the signed-in SignedIn or None) and ``private_page``
+    (account and admin pages keep no htmx history cache)."""
+    return {"account": g.get("account"), "private_page": is_private_path(request.path)}

@@ -4,15 +4,20 @@
 from __future__ import annotations
 
 import asyncio
+import email
 import os
 import re
 import shutil
+import socket
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -20,7 +25,10 @@ from electro import clock
 from electro.app import create_app
 from electro.db import make_engine
 from electro.migrate import upgrade
+from electro.models import User
+from electro.services import sessions
 
+pytest_plugins = ["tests.browser"]
 PG_URL = os.environ.get("ELECTRO_TEST_DATABASE_URL", "")
 IN_CI = os.environ.get("CI") == "true"
 
@@ -77,8 +85,68 @@ async def database_url(template_db: str, tmp_path: Path) -> AsyncIterator[str]:
         yield f"sqlite+aiosqlite:///{path}"
 
 
+class Mailbox:
+    """Messages a real SMTP server (aiosmtpd, in its own thread) received from aiosmtplib."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self._lock = threading.Lock()
+
+    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
+        with self._lock:
+            self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+    def to(self, address: str) -> list[Message]:
+        with self._lock:
+            return [m for m in self.messages if m["To"] == address]
+
+    async def wait_for(self, address: str, count: int = 1) -> list[Message]:
+        """The first ``count`` mails to ``address``, waiting (5 s at most) for the outbox."""
+        try:
+            async with asyncio.timeout(5):
+                while len(self.to(address)) < count:  # noqa: ASYNC110 - another thread fills it
+                    await asyncio.sleep(0.02)
+        except TimeoutError:
+            raise AssertionError(
+                f"{count} mail(s) to {address} not received; got {self.to(address)}"
+            ) from None
+        return self.to(address)[:count]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[tuple[Mailbox, int]]:
+    mailbox = Mailbox()
+    port = _free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield mailbox, port
+    controller.stop()
+
+
 @pytest.fixture
-def settings_overrides(database_url: str, tmp_path: Path) -> dict[str, Any]:
+def mailbox(smtp_server: tuple[Mailbox, int]) -> Mailbox:
+    """This test's mail: the shared server's inbox, emptied first."""
+    box = smtp_server[0]
+    box.messages.clear()
+    return box
+
+
+def body_of(message: Message) -> str:
+    payload = message.get_payload(decode=True)
+    return payload.decode() if isinstance(payload, bytes) else str(payload)
+
+
+@pytest.fixture
+def settings_overrides(
+    database_url: str, tmp_path: Path, smtp_server: tuple[Mailbox, int]
+) -> dict[str, Any]:
     """Override per test by requesting this fixture and updating the dict."""
     return {
         "database_url": database_url,
@@ -89,6 +157,8 @@ def settings_overrides(database_url: str, tmp_path: Path) -> dict[str, Any]:
         "argon2_memory_kib": 1024,
         "argon2_parallelism": 1,
         "job_interval_seconds": 3600.0,
+        "smtp_host": "127.0.0.1",
+        "smtp_port": smtp_server[1],
     }
 
 
@@ -141,3 +211,51 @@ class Client:
 @pytest.fixture
 def client(app: Any) -> Client:
     return Client(app)
+
+
+TEST_PASSWORD = "correct horse battery staple"
+
+
+async def make_user(
+    app: Any, username: str = "ann", *, email: str | None = None, is_admin: bool = False,
+    is_active: bool = True, password: str = TEST_PASSWORD,
+) -> User:
+    """An account straight in the database (argon2id hash of ``password``)."""
+    rt = app.extensions["electro"]
+    user = User(username=username, email=email or f"{username.lower()}@example.com",
+                password_hash=await rt.passwords.hash(password), is_admin=is_admin,
+                is_active=is_active)
+    async with rt.sessions.begin() as db:
+        db.add(user)
+    return user
+
+
+async def sign_in(app: Any, client: Client, user: User, user_agent: str = "pytest") -> str:
+    """Give ``client`` a live session of ``user`` (as a log-in would); returns the clear id."""
+    rt = app.extensions["electro"]
+    async with rt.sessions.begin() as db:
+        token = await sessions.start_session(db, rt.settings, user, "<local>", user_agent)
+    auth = app.extensions["QUART_AUTH"][0]
+    client.raw.set_cookie(
+        auth.cookie_domain, auth.cookie_name, auth.dump_token(token, app=app),
+        path=auth.cookie_path, domain=auth.cookie_domain, secure=auth.cookie_secure,
+        httponly=auth.cookie_http_only, samesite=auth.cookie_samesite,
+    )
+    client.token = ""  # a new session gets a new CSRF token at log-in
+    return token
+
+
+@pytest.fixture
+async def admin_client(app: Any) -> Client:
+    """A client signed in as an admin (``admin``)."""
+    client = Client(app)
+    await sign_in(app, client, await make_user(app, "admin", is_admin=True))
+    return client
+
+
+@pytest.fixture
+async def user_client(app: Any) -> Client:
+    """A client signed in as an ordinary account (``ann``)."""
+    client = Client(app)
+    await sign_in(app, client, await make_user(app, "ann"))
+    return client

@@ -1,4 +1,5 @@
-"""Walks the URL map so a new route cannot slip past the CSRF check or the rate limiter."""
+"""Walks the URL map so a new route cannot slip past the CSRF check, the rate limiter or the
+admin guard."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import re
 from typing import Any
 
 from quart_rate_limiter import QUART_RATE_LIMITER_EXEMPT_ATTRIBUTE
+
+from electro.security.auth import admin_required
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 EXEMPT_ALLOWED = {"system.healthz"}  # health probe and benchmark baseline
@@ -39,3 +42,44 @@ async def test_every_unsafe_route_refuses_a_missing_csrf_token(app: Any, client:
     response = await client.raw.post("/probe", form={})
     assert response.status_code == 403
     assert (await client.post("/probe")).status_code == 200
+
+
+async def _admin_guard_violations(app: Any, anonymous: Any, user: Any) -> list[str]:
+    """Every /admin route, every method: anonymous -> /login, signed-in non-admin -> 403."""
+    problems = []
+    await anonymous.refresh_token()
+    await user.refresh_token()
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/admin"):
+            continue
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            path = _concrete(rule)
+            anon = await anonymous.raw.open(path, method=method,
+                                            form={"csrf_token": anonymous.token})
+            if anon.status_code != 302 or not anon.headers["Location"].startswith("/login"):
+                problems.append(f"{method} {rule.rule}: anonymous got {anon.status_code}")
+            signed_in = await user.raw.open(path, method=method, form={"csrf_token": user.token})
+            if signed_in.status_code != 403:
+                problems.append(f"{method} {rule.rule}: non-admin got {signed_in.status_code}")
+    return problems
+
+
+async def test_every_admin_route_requires_an_admin(app: Any, client: Any, user_client: Any) -> None:
+    @app.route("/admin/probe/<int:row>", methods=["GET", "POST"])
+    @admin_required
+    async def guarded_probe(row: int) -> str:
+        return "admin only"
+
+    assert await _admin_guard_violations(app, client, user_client) == []
+
+
+async def test_the_admin_walk_catches_a_route_without_its_guard(
+    app: Any, client: Any, user_client: Any
+) -> None:
+    @app.post("/admin/forgotten")
+    async def forgotten() -> str:
+        return "anyone"
+
+    problems = await _admin_guard_violations(app, client, user_client)
+    assert problems == ["POST /admin/forgotten: anonymous got 200",
+                        "POST /admin/forgotten: non-admin got 200"]

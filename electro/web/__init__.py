@@ -6,10 +6,12 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from quart import Response, current_app, g, make_response, render_template, request
+from quart import Response, current_app, g, render_template, request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from electro.config import Settings
+from electro.security.passwords import Passwords
+from electro.services.mail import QUEUED_FLAG
 
 
 @dataclass
@@ -17,8 +19,10 @@ class Runtime:
     """What the app holds for its lifetime; engine and sessions exist only while serving."""
 
     settings: Settings
+    passwords: Passwords
     engine: AsyncEngine | None = None
     sessions: async_sessionmaker[AsyncSession] | None = None
+    wake_jobs: asyncio.Event | None = None  # set after a commit that queued mail
 
 
 def runtime() -> Runtime:
@@ -44,6 +48,9 @@ async def finish_db(response: Response) -> Response:
     try:
         if response.status_code < 400:
             await session.commit()
+            wake = runtime().wake_jobs
+            if session.info.pop(QUEUED_FLAG, False) and wake is not None:
+                wake.set()  # send the mail now, not at the next round
         else:
             await session.rollback()
     finally:
@@ -71,7 +78,7 @@ def is_htmx() -> bool:
 async def render(page: str, fragment: str, status: int = 200, **context: Any) -> Response:
     """The whole page, or for htmx only the fragment that the page includes."""
     body = await render_template(fragment if is_htmx() else page, **context)
-    response = await make_response(body, status)
+    response = Response(body, status)
     response.headers.add("Vary", "HX-Request")
     return response
 

@@ -1,0 +1,139 @@
+"""Mail through a durable outbox (SPEC P2).
+
+``send_mail`` only adds a row inside the caller's transaction, so a mail exists exactly when the
+change that caused it was committed. The sender job claims due rows with a lease (an atomic
+UPDATE, safe with one runner per worker), delivers them with aiosmtplib, or as ``.eml`` files
+when no SMTP host is configured, and retries failures with exponential backoff: an SMTP outage
+delays mail but never loses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from electro import clock
+from electro.config import Settings
+from electro.models import OutboxMail
+
+log = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "mail"
+# Plain-text mail: no HTML autoescaping; StrictUndefined turns a missing value into an error
+# in the request that queued the mail, not a blank in a sent one.
+_env = Environment(
+    loader=FileSystemLoader(TEMPLATES), autoescape=False, undefined=StrictUndefined  # noqa: S701
+)
+MAX_ATTEMPTS = 8
+LEASE = timedelta(minutes=5)  # a claimed mail whose sender died is retried after this
+BATCH = 50
+QUEUED_FLAG = "mail_queued"  # set in AsyncSession.info so the web layer can wake the sender
+
+
+def render_mail(template: str, context: dict[str, Any]) -> tuple[str, str]:
+    """``templates/mail/<template>.txt``: a first line ``Subject: ...``, a blank line, the body."""
+    text = _env.get_template(f"{template}.txt").render(**context)
+    head, _, body = text.partition("\n\n")
+    if not head.startswith("Subject: "):
+        raise ValueError(f"mail template {template!r} must start with a 'Subject: ' line")
+    subject = " ".join(head.removeprefix("Subject: ").split())  # no CR/LF header injection
+    return subject, body.strip() + "\n"
+
+
+async def send_mail(
+    db: AsyncSession, settings: Settings, to: str, template: str, **context: Any
+) -> OutboxMail:
+    """Queue a mail in the caller's transaction; it goes out after the commit."""
+    subject, body = render_mail(template, {"base_url": settings.base_url, **context})
+    mail = OutboxMail(to_addr=to, subject=subject, body=body, template=template,
+                      next_attempt_at=clock.now())
+    db.add(mail)
+    db.info[QUEUED_FLAG] = True
+    return mail
+
+
+def build_message(mail: OutboxMail, settings: Settings) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = settings.mail_from
+    message["To"] = mail.to_addr
+    message["Subject"] = mail.subject
+    message["Date"] = formatdate(usegmt=True)
+    message["Message-ID"] = make_msgid(idstring=f"outbox{mail.id}", domain="electro.invalid")
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(mail.body)
+    return message
+
+
+async def _claim(sessions: async_sessionmaker[AsyncSession]) -> list[OutboxMail]:
+    """Lease due mails: a row is ours only if our UPDATE moved its lease (no double send)."""
+    now = clock.now()
+    claimed: list[OutboxMail] = []
+    async with sessions.begin() as db:
+        due = (await db.scalars(
+            select(OutboxMail.id)
+            .where(OutboxMail.status == "pending", OutboxMail.next_attempt_at <= now)
+            .order_by(OutboxMail.next_attempt_at).limit(BATCH)
+        )).all()
+        for mail_id in due:
+            result = await db.execute(
+                update(OutboxMail)
+                .where(OutboxMail.id == mail_id, OutboxMail.status == "pending",
+                       OutboxMail.next_attempt_at <= now)
+                .values(next_attempt_at=now + LEASE, attempts=OutboxMail.attempts + 1)
+            )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                claimed.append(await db.get_one(OutboxMail, mail_id))
+    return claimed
+
+
+async def _deliver(message: EmailMessage, settings: Settings, mail_id: int) -> None:
+    if settings.smtp_host:
+        await aiosmtplib.send(
+            message, hostname=settings.smtp_host, port=settings.smtp_port,
+            username=settings.smtp_username or None, password=settings.smtp_password or None,
+            start_tls=settings.smtp_starttls or None, timeout=15,
+        )
+    else:
+        await asyncio.to_thread(_write_eml, settings.mail_dir, mail_id, message)
+
+
+def _write_eml(folder: Path, mail_id: int, message: EmailMessage) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = clock.now().strftime("%Y%m%dT%H%M%S")
+    (folder / f"{stamp}-{mail_id}.eml").write_bytes(bytes(message))
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(30 * 2 ** (attempts - 1), 3600))
+
+
+async def deliver_due(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> int:
+    """Send what is due; returns how many went out."""
+    sent = 0
+    for mail in await _claim(sessions):
+        try:
+            await _deliver(build_message(mail, settings), settings, mail.id)
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            failed = mail.attempts >= MAX_ATTEMPTS
+            log.warning("mail %s attempt %s failed: %s", mail.id, mail.attempts, exc)
+            values: dict[str, Any] = {
+                "last_error": str(exc)[:500],
+                "status": "failed" if failed else "pending",
+                "next_attempt_at": clock.now() + backoff(mail.attempts),
+            }
+        else:
+            sent += 1
+            values = {"status": "sent", "sent_at": clock.now(), "last_error": ""}
+        async with sessions.begin() as db:
+            await db.execute(update(OutboxMail).where(OutboxMail.id == mail.id).values(**values))
+    return sent

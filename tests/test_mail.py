@@ -1,0 +1,106 @@
+"""The outbox: mail leaves only after the commit, through real SMTP; an outage loses nothing."""
+
+from __future__ import annotations
+
+import email
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from electro import clock
+from electro.models import OutboxMail
+from electro.services import mail
+from electro.web import db as request_db
+from tests.conftest import Mailbox, _free_port, body_of
+
+
+def _runtime(app: Any) -> Any:
+    return app.extensions["electro"]
+
+
+async def test_queued_mail_is_delivered_over_smtp(app: Any, mailbox: Mailbox) -> None:
+    rt = _runtime(app)
+    async with rt.sessions.begin() as db:
+        await mail.send_mail(db, rt.settings, "ann@example.com", "test", username="Ann")
+    assert await mail.deliver_due(rt.sessions, rt.settings) == 1
+    [message] = await mailbox.wait_for("ann@example.com")
+    assert message["Subject"] == "E-lectro test e-mail"
+    assert message["From"] == rt.settings.mail_from
+    assert "Hello Ann," in body_of(message)
+    async with rt.sessions() as db:
+        row = await db.scalar(select(OutboxMail))
+    assert row is not None and row.status == "sent" and row.attempts == 1
+
+
+async def test_smtp_outage_delays_mail_and_loses_nothing(app: Any, mailbox: Mailbox) -> None:
+    rt = _runtime(app)
+    down = replace(rt.settings, smtp_port=_free_port())  # nothing listens there
+    async with rt.sessions.begin() as db:
+        for n in range(3):
+            await mail.send_mail(db, down, f"u{n}@example.com", "test", username=f"u{n}")
+    assert await mail.deliver_due(rt.sessions, down) == 0
+    async with rt.sessions() as db:
+        rows = (await db.scalars(select(OutboxMail))).all()
+    assert {r.status for r in rows} == {"pending"} and all(r.last_error for r in rows)
+    # Not due again until the backoff has passed.
+    assert await mail.deliver_due(rt.sessions, rt.settings) == 0
+    clock.advance(mail.backoff(1) + timedelta(seconds=1))
+    assert await mail.deliver_due(rt.sessions, rt.settings) == 3
+    for n in range(3):
+        await mailbox.wait_for(f"u{n}@example.com")
+    async with rt.sessions() as db:
+        assert {r.status for r in (await db.scalars(select(OutboxMail))).all()} == {"sent"}
+
+
+async def test_mail_fails_for_good_only_after_the_last_attempt(app: Any) -> None:
+    rt = _runtime(app)
+    down = replace(rt.settings, smtp_port=_free_port())
+    async with rt.sessions.begin() as db:
+        await mail.send_mail(db, down, "x@example.com", "test", username="x")
+    for _ in range(mail.MAX_ATTEMPTS):
+        await mail.deliver_due(rt.sessions, down)
+        clock.advance(timedelta(hours=2))
+    async with rt.sessions() as db:
+        row = await db.scalar(select(OutboxMail))
+    assert row is not None and row.status == "failed" and row.attempts == mail.MAX_ATTEMPTS
+
+
+async def test_without_smtp_host_mail_is_written_as_eml(app: Any, tmp_path: Any) -> None:
+    rt = _runtime(app)
+    offline = replace(rt.settings, smtp_host="", instance_dir=tmp_path / "offline")
+    async with rt.sessions.begin() as db:
+        await mail.send_mail(db, offline, "eve@example.com", "test", username="Eve")
+    assert await mail.deliver_due(rt.sessions, offline) == 1
+    [path] = (tmp_path / "offline" / "mail").glob("*.eml")
+    message = email.message_from_bytes(path.read_bytes())
+    assert message["To"] == "eve@example.com" and "Hello Eve," in body_of(message)
+
+
+async def test_a_request_that_queues_mail_wakes_the_sender(app: Any, client: Any,
+                                                            mailbox: Mailbox) -> None:
+    rt = _runtime(app)  # the job interval is an hour in tests: only the wake-up can send it
+
+    @app.post("/probe-mail")
+    async def probe_mail() -> str:
+        await mail.send_mail(request_db(), rt.settings, "w@example.com", "test", username="W")
+        return "queued"
+
+    assert (await client.post("/probe-mail")).status_code == 200
+    [message] = await mailbox.wait_for("w@example.com")
+    assert "Hello W," in body_of(message)
+
+
+async def test_a_rolled_back_request_sends_nothing(app: Any, client: Any,
+                                                   mailbox: Mailbox) -> None:
+    rt = _runtime(app)
+
+    @app.post("/probe-fail")
+    async def probe_fail() -> tuple[str, int]:
+        await mail.send_mail(request_db(), rt.settings, "r@example.com", "test", username="R")
+        return "refused", 400
+
+    assert (await client.post("/probe-fail")).status_code == 400
+    assert await mail.deliver_due(rt.sessions, rt.settings) == 0
+    assert mailbox.to("r@example.com") == []
