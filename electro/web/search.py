@@ -24,6 +24,7 @@ from electro import clock
 from electro.config import Settings
 from electro.services import search, trending
 from electro.services.catalog import format_price
+from electro.services.sessions import SignedIn
 from electro.web import client_ip, db, is_htmx, render, runtime
 
 bp = Blueprint("search", __name__)
@@ -106,10 +107,9 @@ def cache() -> SearchCache:
 
 
 def _client_identity() -> str:
-    """The account when signed in (``g.account`` from the auth layer), else the IP address."""
-    account = g.get("account")
-    user_id = getattr(account, "user_id", None)
-    return f"user:{user_id}" if user_id is not None else f"ip:{client_ip()}"
+    """The account when signed in (``g.account``, set by the auth layer), else the IP address."""
+    account: SignedIn | None = g.get("account")
+    return f"user:{account.user.id}" if account is not None else f"ip:{client_ip()}"
 
 
 def _fragment(html: str) -> Response:

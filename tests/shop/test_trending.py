@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from electro import clock
 from electro.models import SearchDaily, SearchRecord
 from electro.services import search, trending
+from tests.conftest import Client, make_user, sign_in
 from tests.shop.conftest import add_catalogue
 
 NOTHING: frozenset[str] = frozenset()
@@ -147,3 +148,18 @@ async def test_two_hundred_concurrent_searches_are_all_recorded(
     async with sessions() as db:
         daily = dict((await db.execute(select(SearchDaily.query, SearchDaily.clients))).all())
     assert daily == {"lumen": 50, "kestrel laptop": 50, "cafe": 50, "smart": 50}
+
+
+async def test_a_signed_in_client_is_its_account_not_its_address(
+    app: Any, catalogue: dict[str, int]
+) -> None:
+    ann, bob = await make_user(app, "ann"), await make_user(app, "bob")
+    for user, addresses in ((ann, ["10.0.0.1", "10.0.0.2"]), (bob, ["10.0.0.1"])):
+        client = Client(app)
+        await sign_in(app, client, user)
+        for address in addresses:
+            response = await client.raw.get("/search?q=lumen", headers={"HX-Request": "true"},
+                                            scope_base={"client": (address, 1)})
+            assert response.status_code == 200
+    async with app.extensions["electro"].sessions() as db:
+        assert await db.scalar(select(SearchDaily.clients)) == 2  # ann once, bob once
