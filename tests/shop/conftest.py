@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from electro.models import Category, Product
 
@@ -21,23 +22,24 @@ CATALOGUE = [
 ]
 
 
-async def add_catalogue(app: Any, rows: list[tuple[Any, ...]] | None = None) -> dict[str, int]:
+async def insert_catalogue(db: AsyncSession, rows: list[tuple[Any, ...]]) -> dict[str, int]:
     """Adds the rows (categories created as needed); returns product ids by name."""
-    sessions = app.extensions["electro"].sessions
-    async with sessions.begin() as db:
-        rows = rows or CATALOGUE
-        categories = {name: Category(name=name) for name in dict.fromkeys(r[2] for r in rows)}
-        db.add_all(categories.values())
-        await db.flush()
-        products = [
-            Product(name=name, company=company, category_id=categories[category].id,
-                    price_cents=price, old_price_cents=old, description=description, stock=3)
-            for name, company, category, price, old, description in rows
-        ]
-        db.add_all(products)
-        await db.flush()
-        ids = {p.name: p.id for p in products}
-    return ids
+    categories = {name: Category(name=name) for name in dict.fromkeys(r[2] for r in rows)}
+    db.add_all(categories.values())
+    await db.flush()
+    products = [
+        Product(name=name, company=company, category_id=categories[category].id,
+                price_cents=price, old_price_cents=old, description=description, stock=3)
+        for name, company, category, price, old, description in rows
+    ]
+    db.add_all(products)
+    await db.flush()
+    return {p.name: p.id for p in products}
+
+
+async def add_catalogue(app: Any, rows: list[tuple[Any, ...]] | None = None) -> dict[str, int]:
+    async with app.extensions["electro"].sessions.begin() as db:
+        return await insert_catalogue(db, rows or CATALOGUE)
 
 
 @pytest.fixture
