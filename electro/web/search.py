@@ -63,14 +63,17 @@ class SearchCache:
             self.version_checked = time.monotonic()
             if version != self.version:
                 self.version, self.fragments = version, {}
-        cached = self.fragments.get(query)
+        cached = self.fragments.pop(query, None)
         if cached is None:
+            version = self.version
             results = await search.search(db(), query)
             html = await render_template("partials/search_results.html", results=results)
             cached = (html, len(results.hits))
+            if version != self.version:
+                return query, *cached  # the catalogue changed meanwhile: may be stale, not kept
             if len(self.fragments) >= MAX_CACHED_QUERIES:
-                del self.fragments[next(iter(self.fragments))]  # oldest first
-            self.fragments[query] = cached
+                del self.fragments[next(iter(self.fragments))]  # least recently used
+        self.fragments[query] = cached  # (re)inserted last: dict order is recency
         return query, *cached
 
     async def record(self, query: str, hits: int) -> None:
