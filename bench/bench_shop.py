@@ -1,4 +1,4 @@
-"""Shop load benchmark: 100,000 products, hypercorn with 1 and 2 (uvloop) workers, wrk.
+"""Shop load benchmark: 100,000 products, hypercorn with 1 and 2 (uvloop) workers.
 
 Seeds a temporary SQLite instance with ``electro seed-demo``, serves it with ``electro serve``
 (rate limits off: every request comes from one address) and drives each route with wrk at 8 and
@@ -6,11 +6,13 @@ Seeds a temporary SQLite instance with ``electro seed-demo``, serves it with ``e
 requests/s, p50, p99 and the throughput ratio to ``/healthz`` (a plain-text route on the same
 server: the framework's own limit).
 
-Run: ``.venv/bin/python bench/bench_shop.py`` (about 2-3 minutes; needs /usr/bin/wrk).
+Run: ``.venv/bin/python bench/bench_shop.py`` (about 2-3 minutes). Load comes from wrk when
+installed, else from a bundled asyncio client (``--client``) in its own process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -104,20 +106,65 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     sys.exit(f"server did not start:\n{log.read_text()[-3000:]}")
 
 
-def _wrk(base: str, script: Path, connections: int, seconds: int) -> dict[str, float]:
-    out = subprocess.run(
-        ["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{seconds}s", "-s", str(script),
-         base], capture_output=True, text=True, check=True,
-    ).stdout
+def _drive(base: str, script: Path, connections: int, seconds: int) -> dict[str, float]:
+    """Load from a separate process: wrk with ``script`` (.lua), else the bundled asyncio
+    client with the same paths (``script`` with .json)."""
+    if shutil.which("wrk"):
+        command = ["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{seconds}s",
+                   "-s", str(script), base]
+    else:
+        command = [sys.executable, __file__, "--client", base, str(script.with_suffix(".json")),
+                   str(connections), str(seconds)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     line = next(x for x in out.splitlines() if x.startswith("RESULT"))
     requests, duration, p50, p99, bad_status, socket_errors = map(int, line.split()[1:])
     return {"rps": requests / (duration / 1e6), "p50": p50 / 1000, "p99": p99 / 1000,
             "errors": bad_status + socket_errors}
 
 
+async def _client(
+    base: str, paths: list[str], headers: dict[str, str], connections: int, seconds: int
+) -> None:
+    """The fallback load generator: keep-alive HTTP/1.1 connections, each sending its next GET
+    as soon as the last answer is read; prints the same RESULT line as the wrk script."""
+    host, port = base.removeprefix("http://").split(":")
+    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    latencies: list[float] = []
+    errors = 0
+    stop = time.monotonic() + seconds
+
+    async def connection() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(host, int(port))
+        while time.monotonic() < stop:
+            path = random.choice(paths)
+            sent = time.perf_counter()
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:"))
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - sent)
+            errors += not head.startswith(b"HTTP/1.1 2")
+        writer.close()
+
+    started = time.monotonic()
+    await asyncio.gather(*(connection() for _ in range(connections)))
+    duration = time.monotonic() - started
+    latencies.sort()
+    p50, p99 = (latencies[int(q * (len(latencies) - 1))] for q in (0.5, 0.99))
+    print(f"RESULT {len(latencies)} {int(duration * 1e6)} {int(p50 * 1e6)} {int(p99 * 1e6)} "
+          f"{errors} 0")
+
+
 def main() -> None:
+    if len(sys.argv) == 6 and sys.argv[1] == "--client":
+        base, spec, connections, seconds = sys.argv[2:]
+        paths, headers = json.loads(Path(spec).read_text())
+        asyncio.run(_client(base, paths, headers, int(connections), int(seconds)))
+        return
     if not shutil.which("wrk"):
-        sys.exit("wrk is not installed (apt-get install wrk)")
+        print("wrk not found: using the bundled asyncio client (slower; it shares the CPU)")
     rng = random.Random(11)
     tmp = Path(tempfile.mkdtemp(prefix="electro-bench-"))
     env = {**os.environ, "ELECTRO_INSTANCE_DIR": str(tmp), "ELECTRO_RATE_LIMITS": "0",
@@ -132,6 +179,7 @@ def main() -> None:
     for n, (route, (paths, headers)) in enumerate(_routes(rng).items()):
         scripts[route] = tmp / f"route{n}.lua"
         scripts[route].write_text(LUA % {"paths": _lua_list(paths), "headers": _lua_table(headers)})
+        scripts[route].with_suffix(".json").write_text(json.dumps([paths, headers]))
     rows = []
     try:
         for workers in WORKERS:
@@ -148,18 +196,18 @@ def main() -> None:
                 _wait_ready(base + "/healthz", proc, log)
                 # Warm up: every worker's caches and the search records of this client.
                 for route in ("search fragment", "trending fragment"):
-                    _wrk(base, scripts[route], 8, 1)
+                    _drive(base, scripts[route], 8, 1)
                 for connections in CONNECTIONS:
                     # The machine is shared: the baseline is taken before and after the routes,
                     # and each ratio uses their mean, so a load change hits both sides alike.
-                    before = _wrk(base, scripts[BASELINE], connections, SECONDS)
+                    before = _drive(base, scripts[BASELINE], connections, SECONDS)
                     measured = [
-                        (route, _wrk(base, script, connections, SECONDS))
+                        (route, _drive(base, script, connections, SECONDS))
                         for route, script in scripts.items()
                         if route != BASELINE
                         and not (route == "search fragment, cold" and workers == 1)
                     ]
-                    after = _wrk(base, scripts[BASELINE], connections, SECONDS)
+                    after = _drive(base, scripts[BASELINE], connections, SECONDS)
                     baseline = {key: (before[key] + after[key]) / 2 for key in before}
                     for route, result in [(BASELINE, baseline), *measured]:
                         rows.append((route, workers, connections, result,

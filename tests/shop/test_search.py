@@ -111,6 +111,9 @@ async def test_hostile_input_gets_a_normal_answer(
             response = await client.raw.get("/search", query_string={"q": value}, headers=headers)
             assert response.status_code == 200, repr(value)
             assert "<script>alert" not in await response.get_data(as_text=True)
+    # Bytes that are not UTF-8, and a NUL, straight in the query string.
+    response = await client.raw.get("/search?q=%ff%00%fe%22lumen&q=second")
+    assert response.status_code == 200
 
 
 async def test_hostile_input_with_real_words_still_finds(
