@@ -59,17 +59,17 @@ class SearchCache:
         """(normalised query, rendered fragment, number of hits)."""
         query = search.normalise(value)
         if not self.fresh(self.version_checked):
-            version = await search.catalogue_version(db())
+            current = await search.catalogue_version(db())
             self.version_checked = time.monotonic()
-            if version != self.version:
-                self.version, self.fragments = version, {}
+            if current != self.version:
+                self.version, self.fragments = current, {}
         cached = self.fragments.pop(query, None)
         if cached is None:
-            version = self.version
+            rendered_at = self.version
             results = await search.search(db(), query)
             html = await render_template("partials/search_results.html", results=results)
             cached = (html, len(results.hits))
-            if version != self.version:
+            if rendered_at != self.version:
                 return query, *cached  # the catalogue changed meanwhile: may be stale, not kept
             if len(self.fragments) >= MAX_CACHED_QUERIES:
                 del self.fragments[next(iter(self.fragments))]  # least recently used

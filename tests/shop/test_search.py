@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 
-from electro.models import Category, Product
+from electro.models import Category, Product, SearchDaily
 from electro.services import search
 from tests.shop.conftest import add_catalogue
 
@@ -181,3 +181,32 @@ async def test_search_box_is_htmx_active_search(client: Any) -> None:
 async def test_search_has_a_tight_rate_limit(client: Any) -> None:
     statuses = [(await client.get("/search?q=x", htmx=True)).status_code for _ in range(61)]
     assert statuses[:60] == [200] * 60 and statuses[60] == 429
+
+
+@pytest.fixture
+def version_checked_each_time(settings_overrides: dict[str, Any]) -> None:
+    settings_overrides["search_cache_seconds"] = 0.0
+
+
+async def test_cached_fragment_is_dropped_when_the_catalogue_changes(
+    version_checked_each_time: None, app: Any, client: Any, catalogue: dict[str, int]
+) -> None:
+    async def fragment() -> str:
+        return str(await (await client.get("/search?q=smart", htmx=True)).get_data(as_text=True))
+
+    assert "€19.99" in await fragment()
+    async with app.extensions["electro"].sessions.begin() as db:
+        await db.execute(update(Product).where(Product.id == catalogue["Smart Plug"])
+                         .values(price_cents=1_499, version=Product.version + 1))
+    assert "€14.99" in await fragment()
+
+
+async def test_a_cached_answer_still_records_the_search(
+    app: Any, client: Any, catalogue: dict[str, int]
+) -> None:
+    for address in ("10.0.0.1", "10.0.0.2", "10.0.0.2"):
+        response = await client.raw.get("/search?q=lumen", headers={"HX-Request": "true"},
+                                        scope_base={"client": (address, 1)})
+        assert response.status_code == 200
+    async with app.extensions["electro"].sessions() as db:
+        assert await db.scalar(select(SearchDaily.clients)) == 2
