@@ -238,10 +238,10 @@ async def test_restore_failing_midway_changes_nothing(
 
     insert_rows = backups._insert_rows
 
-    async def fail_at_products(conn: Any, table: Any, rows: Any) -> None:
-        if table.name == "products":  # users, categories... are already back in by now
+    async def fail_at_products(conn: Any, load: Any, rows: Any) -> None:
+        if load.table.name == "products":  # users, categories... are already back in by now
             raise RuntimeError("disk full")
-        await insert_rows(conn, table, rows)
+        await insert_rows(conn, load, rows)
 
     monkeypatch.setattr(backups, "_insert_rows", fail_at_products)
     failed = r"nothing was changed \(RuntimeError: disk full\)"

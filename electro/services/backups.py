@@ -5,7 +5,8 @@ File format, version 1: a zip archive whose members are stored as they are (not 
 - ``<table>.jsonl.gz`` for every table in ``Base.metadata``: gzip-compressed JSON lines, one JSON
   array per row, values in the manifest's column order. Datetimes and dates are ISO 8601 text,
   JSON columns are JSON, everything else is a JSON number, string, boolean or null, so a backup
-  of the embedded SQLite database restores into PostgreSQL (and back).
+  of the embedded SQLite database restores into PostgreSQL (and back). Datetimes are written
+  ``2026-11-25 14:05:54.000123`` (SQLite's own text, as stored, which has this form).
 - ``manifest.json``, written last: format name and version, the schema (alembic) revision, the
   time, and per table its columns, row count and the SHA-256 of its member.
 
@@ -34,14 +35,28 @@ import re
 import secrets
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Date, DateTime, Integer, Table, func, insert, select, text
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    String,
+    Table,
+    func,
+    insert,
+    select,
+    text,
+    type_coerce,
+)
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from electro import clock, models
@@ -56,6 +71,8 @@ MANIFEST = "manifest.json"
 BATCH_ROWS = 5000  # rows per fetch, per compressed chunk and per executemany
 GZIP_LEVEL = 3  # most of level 6's ratio at about twice its speed
 _READ_CHUNK = 1 << 20
+_T = TypeVar("_T")
+_PROBE = datetime(2001, 2, 3, 4, 5, 6, 7)  # every field distinct, microseconds not zero
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 
 Progress = Callable[[str, int, int], None]
@@ -250,25 +267,48 @@ async def _dump_table(
     step: str,
     advance: Callable[[str, int], None],
 ) -> TableEntry:
-    """Stream one table into its member, a batch at a time."""
+    """Stream one table into its member: the next batch is fetched while a thread encodes and
+    compresses the current one."""
     writer = await asyncio.to_thread(_MemberWriter, archive, f"{table.name}.jsonl.gz")
+    columns = [
+        type_coerce(c, String) if _stored_as_text(c, conn.dialect) else c for c in table.columns
+    ]
     rows = 0
+    writing: asyncio.Future[None] | None = None
     try:
         result = await conn.stream(
-            select(table).order_by(*table.primary_key.columns),
+            select(*columns).order_by(*table.primary_key.columns),
             execution_options={"yield_per": BATCH_ROWS},
         )
         async for batch in result.partitions():
-            await asyncio.to_thread(writer.write_rows, batch)
+            if writing is not None:
+                await writing
+            writing = asyncio.ensure_future(asyncio.to_thread(writer.write_rows, batch))
             rows += len(batch)
             advance(step, len(batch))
+        if writing is not None:
+            await writing
     finally:
+        if writing is not None:  # the thread cannot be interrupted: let it finish first
+            await asyncio.gather(writing, return_exceptions=True)
         digest = await asyncio.to_thread(writer.close)
     return TableEntry(table.name, [c.name for c in table.columns], rows, digest)
 
 
+def _stored_as_text(column: Column[Any], dialect: Dialect) -> bool:
+    """Does the database keep this date or datetime column as exactly the portable text (SQLite
+    does)? Then it is read and written as that text, skipping a parse and a format per value."""
+    if not isinstance(column.type, Date | DateTime):
+        return False
+    probe = _PROBE if isinstance(column.type, DateTime) else _PROBE.date()
+    bind = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return bind is not None and bind(probe) == _portable(probe)
+
+
 def _portable(value: Any) -> Any:
-    if isinstance(value, datetime | date):
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="microseconds")  # one fixed-width form
+    if isinstance(value, date):
         return value.isoformat()
     raise TypeError(f"no portable encoding for {type(value).__name__}")
 
@@ -448,12 +488,14 @@ async def _replace_all(
         reader = await asyncio.to_thread(zipfile.ZipFile, path)
         try:
             for table in restored:
-                batches = _read_batches(reader, entries[table.name], table)
-                while batch := await asyncio.to_thread(next, batches, None):
-                    await _insert_rows(conn, table, batch)
-                    done += len(batch)
-                    if progress:
-                        progress(f"restore: {table.name}", done, total)
+                load = _Load(table, conn.dialect)
+                rows = _read_batches(reader, entries[table.name], load)
+                async with aclosing(_prefetched(rows)) as batches:
+                    async for batch in batches:
+                        await _insert_rows(conn, load, batch)
+                        done += len(batch)
+                        if progress:
+                            progress(f"restore: {table.name}", done, total)
         finally:
             await asyncio.to_thread(reader.close)
         await _keep_backup_rows(conn, kept)
@@ -466,35 +508,75 @@ async def _replace_all(
             await db.flush()
 
 
-async def _insert_rows(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
+class _Load:
+    """How one table's rows go in: the compiled INSERT and, per column, the conversion from the
+    portable value to what this database's driver takes (the type's own bind processor). Done in
+    the reading thread, the event loop only hands finished tuples to the driver's executemany."""
+
+    def __init__(self, table: Table, dialect: Dialect) -> None:
+        names = [c.name for c in table.columns]
+        compiled = insert(table).compile(dialect=dialect, column_keys=names)
+        if compiled.positiontup != names:  # rows are handed over in the manifest's column order
+            raise BackupError(f"table {table.name}: unexpected parameter order")
+        self.table = table
+        self.sql = compiled.string
+        self.converters: list[tuple[int, Callable[[Any], Any]]] = []
+        for index, column in enumerate(table.columns):
+            bind = column.type.dialect_impl(dialect).bind_processor(dialect)
+            if _stored_as_text(column, dialect):
+                continue
+            if isinstance(column.type, Date | DateTime):
+                parse = datetime.fromisoformat if isinstance(column.type, DateTime) \
+                    else date.fromisoformat
+                self.converters.append((index, _parsing(parse, bind)))
+            elif bind is not None:
+                self.converters.append((index, bind))
+
+    def rows(self, decoded: list[list[Any]]) -> list[tuple[Any, ...]]:
+        for row in decoded:
+            for index, convert in self.converters:
+                row[index] = convert(row[index])
+        return list(map(tuple, decoded))
+
+
+def _parsing(
+    parse: Callable[[str], Any], bind: Callable[[Any], Any] | None
+) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        if value is None:
+            return None
+        return bind(parse(value)) if bind else parse(value)
+
+    return convert
+
+
+async def _prefetched(items: Iterator[_T]) -> AsyncIterator[_T]:
+    """Items of a blocking iterator, the next one computed in a thread while the caller works
+    on the current one."""
+    pending = asyncio.ensure_future(asyncio.to_thread(next, items, None))
+    try:
+        while (item := await pending) is not None:
+            pending = asyncio.ensure_future(asyncio.to_thread(next, items, None))
+            yield item
+    finally:
+        # A thread cannot be interrupted: let it finish before the file under it is closed.
+        await asyncio.gather(pending, return_exceptions=True)
+
+
+async def _insert_rows(conn: AsyncConnection, load: _Load, rows: list[tuple[Any, ...]]) -> None:
     """One executemany per batch: set-based, not a round trip per row."""
-    await conn.execute(insert(table), rows)
+    await conn.exec_driver_sql(load.sql, rows)
 
 
 def _read_batches(
-    zf: zipfile.ZipFile, entry: TableEntry, table: Table
-) -> Iterator[list[dict[str, Any]]]:
-    """Decoded rows of one member, BATCH_ROWS at a time (runs in a worker thread)."""
-    parsers: list[tuple[int, Callable[[str], Any]]] = []
-    for index, column in enumerate(table.columns):
-        if isinstance(column.type, DateTime):
-            parsers.append((index, datetime.fromisoformat))
-        elif isinstance(column.type, Date):
-            parsers.append((index, date.fromisoformat))
-    names = entry.columns
+    zf: zipfile.ZipFile, entry: TableEntry, load: _Load
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Driver-ready rows of one member, BATCH_ROWS at a time (runs in a worker thread)."""
     with zf.open(entry.member) as member, io.TextIOWrapper(
         gzip.GzipFile(fileobj=member, mode="rb"), encoding="utf-8"
     ) as lines:
-        while True:
-            chunk = [line for _, line in zip(range(BATCH_ROWS), lines, strict=False)]
-            if not chunk:
-                return
-            rows = json.loads("[" + ",".join(chunk) + "]")  # one parse per batch
-            for row in rows:
-                for index, parse in parsers:
-                    if row[index] is not None:
-                        row[index] = parse(row[index])
-            yield [dict(zip(names, row, strict=True)) for row in rows]
+        while chunk := [line for _, line in zip(range(BATCH_ROWS), lines, strict=False)]:
+            yield load.rows(json.loads("[" + ",".join(chunk) + "]"))  # one parse per batch
 
 
 async def _keep_backup_rows(conn: AsyncConnection, kept: list[dict[str, Any]]) -> None:
@@ -508,7 +590,7 @@ async def _keep_backup_rows(conn: AsyncConnection, kept: list[dict[str, Any]]) -
     for row in kept:
         if row["created_by_id"] not in present:
             row["created_by_id"] = None
-    await _insert_rows(conn, models.Backup.__table__, kept)
+    await conn.execute(insert(models.Backup.__table__), kept)
 
 
 async def _reset_sequences(conn: AsyncConnection, tables: list[Table]) -> None:
