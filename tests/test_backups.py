@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import hashlib
 import json
 import os
 import zipfile
@@ -247,8 +248,12 @@ async def test_restore_failing_midway_changes_nothing(
     failed = r"nothing was changed \(RuntimeError: disk full\)"
     with pytest.raises(backups.BackupError, match=failed):
         await backups.restore_backup(engine, settings, backups.backup_path(settings, made))
-    after = await dump(engine)
+    assert_unchanged_but_for_the_safety_backup(before, await dump(engine))
 
+
+def assert_unchanged_but_for_the_safety_backup(
+    before: dict[str, list[tuple[Any, ...]]], after: dict[str, list[tuple[Any, ...]]]
+) -> None:
     for table in before:
         if table not in ("events", "backups"):
             assert after[table] == before[table], table
@@ -259,6 +264,40 @@ async def test_restore_failing_midway_changes_nothing(
     ]
     assert after["backups"][: len(before["backups"])] == before["backups"]
     assert [b[1].split("-")[1] for b in after["backups"][len(before["backups"]):]] == ["safety"]
+
+
+def rewrite(path: Path, target: Path, table: str, edit: Any, rows: int | None = None) -> None:
+    """Copy a backup with one table's lines edited, checksum and count (or ``rows``) updated."""
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    manifest = json.loads(members["manifest.json"])
+    lines = edit(gzip.decompress(members[f"{table}.jsonl.gz"]).splitlines(keepends=True))
+    data = members[f"{table}.jsonl.gz"] = gzip.compress(b"".join(lines))
+    entry = next(t for t in manifest["tables"] if t["name"] == table)
+    entry.update(rows=len(lines) if rows is None else rows, sha256=hashlib.sha256(data).hexdigest())
+    members["manifest.json"] = json.dumps(manifest).encode()
+    with zipfile.ZipFile(target, "w") as zf:
+        for name, member in members.items():
+            zf.writestr(name, member)
+
+
+async def test_restore_hitting_a_database_error_changes_nothing(
+    engine: AsyncEngine, settings: Settings, tmp_path: Path
+) -> None:
+    """A well-formed file whose rows the database refuses (a duplicate product id, after the
+    users, categories... went in): rolled back, and the message carries no SQL or hashes."""
+    await seed(engine)
+    made = await backups.create_backup(engine, settings)
+    crafted = tmp_path / "duplicate.zip"
+    rewrite(backups.backup_path(settings, made), crafted, "products",
+            lambda lines: [*lines, lines[0]])
+    async with make_sessionmaker(engine).begin() as db:
+        await db.execute(Product.__table__.delete().where(Product.stock > 20))
+    before = await dump(engine)
+    with pytest.raises(backups.BackupError, match=r"nothing was changed \(IntegrityError") as info:
+        await backups.restore_backup(engine, settings, crafted)
+    assert "[SQL" not in str(info.value) and "$argon2" not in str(info.value)
+    assert_unchanged_but_for_the_safety_backup(before, await dump(engine))
 
 
 def _corrupt(path: Path) -> None:
@@ -291,15 +330,9 @@ def _wrong_revision(path: Path) -> None:
             zf.writestr(name, data)
 
 
-def _wrong_row_count(path: Path) -> None:
-    with zipfile.ZipFile(path) as zf:
-        members = {n: zf.read(n) for n in zf.namelist()}
-    manifest = json.loads(members["manifest.json"])
-    next(t for t in manifest["tables"] if t["name"] == "products")["rows"] = 29
-    members["manifest.json"] = json.dumps(manifest).encode()
-    with zipfile.ZipFile(path, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
+def _missing_row(path: Path) -> None:
+    """Checksum recomputed, count left at 30: a consistent-looking but short table."""
+    rewrite(path, path, "products", lambda lines: lines[:-1], rows=30)
 
 
 @pytest.mark.parametrize(("damage", "message"), [
@@ -308,7 +341,7 @@ def _wrong_row_count(path: Path) -> None:
     (_foreign_zip, "not an E-lectro backup"),
     (_not_a_zip, "damaged or truncated"),
     (_wrong_revision, "schema revision 0000"),
-    (_wrong_row_count, "table products: the data is incomplete"),
+    (_missing_row, "table products: the data is incomplete"),
 ])
 async def test_bad_file_is_refused_before_anything_changes(
     engine: AsyncEngine, settings: Settings, tmp_path: Path, damage: Any, message: str

@@ -183,7 +183,9 @@ async def create_backup(
     progress: Progress | None = None,
     label: str = "backup",
 ) -> models.Backup:
-    """Write a snapshot of every table to ``settings.backup_dir`` and record it (row + event)."""
+    """Write a snapshot of every table to ``settings.backup_dir`` and record it (row + event).
+
+    ``label`` goes into the file name (``restore_backup`` names its safety backups "safety")."""
     folder = settings.backup_dir
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
     filename = f"electro-{label}-{clock.now():%Y%m%dT%H%M%S}Z-{secrets.token_hex(4)}.zip"
@@ -231,6 +233,7 @@ async def _write_snapshot(
             counts = (await conn.execute(
                 select(*(select(func.count()).select_from(t).scalar_subquery() for t in tables))
             )).one()
+            taken = clock.now()  # the moment the data is from
             total = sum(counts)
             done = 0
 
@@ -253,7 +256,7 @@ async def _write_snapshot(
                 for table in tables:
                     step = f"{label}: {table.name}"
                     entries.append(await _dump_table(conn, archive, table, step, advance))
-                manifest = Manifest(FORMAT_VERSION, revision, clock.now(), entries)
+                manifest = Manifest(FORMAT_VERSION, revision, taken, entries)
                 await asyncio.to_thread(archive.writestr, MANIFEST, manifest.to_json())
             finally:
                 await asyncio.to_thread(archive.close)
@@ -449,11 +452,13 @@ async def restore_backup(
     try:
         await _replace_all(engine, path, manifest, actor_id, safety.filename, progress)
     except Exception as exc:
+        # The first line only: a driver error goes on with the SQL and its parameters (hashes).
+        reason = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
         async with AsyncSession(engine) as db, db.begin():
             await events.record(db, "backup_restore_failed", actor_id=actor_id,
-                                filename=path.name, error=f"{type(exc).__name__}: {exc}")
+                                filename=path.name, error=reason)
         raise BackupError(
-            f"the restore failed and nothing was changed ({type(exc).__name__}: {exc}); "
+            f"the restore failed and nothing was changed ({reason}); "
             f"safety backup {safety.filename}"
         ) from exc
     return Restored(manifest, safety)
