@@ -569,8 +569,14 @@ async def _prefetched(items: Iterator[_T]) -> AsyncIterator[_T]:
 
 
 async def _insert_rows(conn: AsyncConnection, load: _Load, rows: list[tuple[Any, ...]]) -> None:
-    """One executemany per batch: set-based, not a round trip per row."""
-    await conn.exec_driver_sql(load.sql, rows)
+    """A batch in one go: PostgreSQL's COPY (binary, in this transaction), else executemany."""
+    if conn.dialect.name == "postgresql":
+        raw = await conn.get_raw_connection()
+        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+            load.table.name, records=rows, columns=[c.name for c in load.table.columns]
+        )
+    else:
+        await conn.exec_driver_sql(load.sql, rows)
 
 
 def _read_batches(
