@@ -183,14 +183,19 @@ async def test_backup_is_consistent_while_writers_run(
 
     async def writer() -> None:
         nonlocal committed
-        while not stop.is_set():
-            async with sessions.begin() as db:
-                category = Category(name=f"w{committed}")
-                db.add(category)
-                await db.flush()
-                db.add(Product(name=f"w{committed}", category_id=category.id, price_cents=1))
-                db.add(Event(type="pair", details={"n": committed}))
-            committed += 1
+        try:
+            while not stop.is_set():
+                async with sessions.begin() as db:
+                    category = Category(name=f"w{committed}")
+                    db.add(category)
+                    await db.flush()
+                    db.add(Product(name=f"w{committed}", category_id=category.id, price_cents=1))
+                    db.add(Event(type="pair", details={"n": committed}))
+                committed += 1
+                async with progressed:
+                    progressed.notify_all()
+        finally:
+            stop.set()  # a failing writer must not leave the backup waiting for it
             async with progressed:
                 progressed.notify_all()
 
@@ -201,7 +206,7 @@ async def test_backup_is_consistent_while_writers_run(
         # Between any two tables the backup reads, two more writer transactions commit.
         target = committed + 2
         async with progressed:
-            await progressed.wait_for(lambda: committed >= target)
+            await progressed.wait_for(lambda: committed >= target or stop.is_set())
         seen.append(committed)
         return await dump_table(*args)
 
