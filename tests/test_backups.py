@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from electro import cli, clock
@@ -271,19 +271,29 @@ def assert_unchanged_but_for_the_safety_backup(
     assert [b[1].split("-")[1] for b in after["backups"][len(before["backups"]):]] == ["safety"]
 
 
-def rewrite(path: Path, target: Path, table: str, edit: Any, rows: int | None = None) -> None:
-    """Copy a backup with one table's lines edited, checksum and count (or ``rows``) updated."""
+def edit_archive(path: Path, target: Path, edit: Any) -> None:
+    """Copy a backup after ``edit(members, manifest)`` changed them in place."""
     with zipfile.ZipFile(path) as zf:
         members = {n: zf.read(n) for n in zf.namelist()}
     manifest = json.loads(members["manifest.json"])
-    lines = edit(gzip.decompress(members[f"{table}.jsonl.gz"]).splitlines(keepends=True))
-    data = members[f"{table}.jsonl.gz"] = gzip.compress(b"".join(lines))
-    entry = next(t for t in manifest["tables"] if t["name"] == table)
-    entry.update(rows=len(lines) if rows is None else rows, sha256=hashlib.sha256(data).hexdigest())
+    edit(members, manifest)
     members["manifest.json"] = json.dumps(manifest).encode()
     with zipfile.ZipFile(target, "w") as zf:
         for name, member in members.items():
             zf.writestr(name, member)
+
+
+def rewrite(path: Path, target: Path, table: str, edit: Any, rows: int | None = None) -> None:
+    """Copy a backup with one table's lines edited, checksum and count (or ``rows``) updated."""
+
+    def edit_table(members: dict[str, bytes], manifest: dict[str, Any]) -> None:
+        lines = edit(gzip.decompress(members[f"{table}.jsonl.gz"]).splitlines(keepends=True))
+        data = members[f"{table}.jsonl.gz"] = gzip.compress(b"".join(lines))
+        entry = next(t for t in manifest["tables"] if t["name"] == table)
+        entry.update(rows=len(lines) if rows is None else rows,
+                     sha256=hashlib.sha256(data).hexdigest())
+
+    edit_archive(path, target, edit_table)
 
 
 async def test_restore_hitting_a_database_error_changes_nothing(
@@ -326,14 +336,11 @@ def _not_a_zip(path: Path) -> None:
 
 
 def _wrong_revision(path: Path) -> None:
-    with zipfile.ZipFile(path) as zf:
-        members = {n: zf.read(n) for n in zf.namelist()}
-    manifest = json.loads(members["manifest.json"])
-    manifest["schema_revision"] = "0000"
-    members["manifest.json"] = json.dumps(manifest).encode()
-    with zipfile.ZipFile(path, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
+    edit_archive(path, path, lambda _members, manifest: manifest.update(schema_revision="0000"))
+
+
+def _future_format(path: Path) -> None:
+    edit_archive(path, path, lambda _members, manifest: manifest.update(format_version=2))
 
 
 def _missing_row(path: Path) -> None:
@@ -347,6 +354,7 @@ def _missing_row(path: Path) -> None:
     (_foreign_zip, "not an E-lectro backup"),
     (_not_a_zip, "damaged or truncated"),
     (_wrong_revision, "schema revision 0000"),
+    (_future_format, "format version 2 is not supported"),
     (_missing_row, "table products: the data is incomplete"),
 ])
 async def test_bad_file_is_refused_before_anything_changes(
@@ -364,6 +372,16 @@ async def test_bad_file_is_refused_before_anything_changes(
         await backups.restore_backup(engine, settings, bad)
     assert await dump(engine) == before  # not even a safety backup was taken
     assert sorted(p.name for p in settings.backup_dir.iterdir()) == [made.filename]
+
+
+async def test_restore_into_a_database_at_another_revision_is_refused(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    made = await backups.create_backup(engine, settings)
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = '0000'"))
+    with pytest.raises(backups.BackupError, match="database is at schema revision 0000"):
+        await backups.restore_backup(engine, settings, backups.backup_path(settings, made))
 
 
 async def test_upload_over_the_limit_is_refused(engine: AsyncEngine, settings: Settings) -> None:
