@@ -35,7 +35,7 @@ import re
 import secrets
 import zipfile
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -558,7 +558,7 @@ def _parsing(
     return convert
 
 
-async def _prefetched(items: Iterator[_T]) -> AsyncIterator[_T]:
+async def _prefetched(items: Iterator[_T]) -> AsyncGenerator[_T, None]:
     """Items of a blocking iterator, the next one computed in a thread while the caller works
     on the current one."""
     pending = asyncio.ensure_future(asyncio.to_thread(next, items, None))
@@ -604,7 +604,7 @@ async def _keep_backup_rows(conn: AsyncConnection, kept: list[dict[str, Any]]) -
     for row in kept:
         if row["created_by_id"] not in present:
             row["created_by_id"] = None
-    await conn.execute(insert(models.Backup.__table__), kept)
+    await conn.execute(insert(models.Backup), kept)
 
 
 async def _reset_sequences(conn: AsyncConnection, tables: list[Table]) -> None:
