@@ -518,8 +518,9 @@ async def _replace_all(
 
 class _Load:
     """How one table's rows go in: the compiled INSERT and, per column, the conversion from the
-    portable value to what this database's driver takes (the type's own bind processor). Done in
-    the reading thread, the event loop only hands finished tuples to the driver's executemany."""
+    portable value to what this database's driver takes (the type's own bind processor). That is
+    done in the reading thread; the event loop only hands finished tuples to the driver (COPY on
+    PostgreSQL, executemany otherwise)."""
 
     def __init__(self, table: Table, dialect: Dialect) -> None:
         names = [c.name for c in table.columns]
