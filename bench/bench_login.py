@@ -9,17 +9,13 @@ verification alone. Prints a table of p50/p99 in milliseconds.
 from __future__ import annotations
 
 import asyncio
-import http.client
 import os
-import re
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlencode
+
+import support
 
 from electro.config import load_settings
 from electro.db import make_engine, make_sessionmaker
@@ -29,12 +25,6 @@ from electro.services import users
 
 RUNS = 50
 PASSWORD = "lanterns over a quiet harbour"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _prepare(env: dict[str, str]) -> dict[str, list[float]]:
@@ -58,44 +48,6 @@ async def _prepare(env: dict[str, str]) -> dict[str, list[float]]:
     return {"argon2 hash (in-process)": hashes, "argon2 verify (in-process)": verifies}
 
 
-def _wait_until_up(port: int, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit("hypercorn exited during start-up")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit("hypercorn did not answer /healthz within 30 s")
-
-
-def _timed_login(port: int, login: str, password: str, expect: int) -> float:
-    """A fresh browser: GET the form (cookie and CSRF token), then time only the POST."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request("GET", "/login")
-    response = conn.getresponse()
-    page = response.read().decode()
-    cookie = (response.getheader("Set-Cookie") or "").split(";", 1)[0]
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    if not match or not cookie:
-        raise SystemExit("the login form carries no CSRF token or session cookie")
-    body = urlencode({"csrf_token": match.group(1), "login": login, "password": password})
-    start = time.perf_counter()
-    conn.request("POST", "/login", body=body, headers={
-        "Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
-    response = conn.getresponse()
-    response.read()
-    elapsed = time.perf_counter() - start
-    conn.close()
-    if response.status != expect:
-        raise SystemExit(f"POST /login as {login!r} answered {response.status}, not {expect}")
-    return elapsed
-
-
 def _row(name: str, samples: list[float]) -> str:
     ms = sorted(s * 1000 for s in samples)
     p99 = statistics.quantiles(ms, n=100, method="inclusive")[98]
@@ -104,21 +56,11 @@ def _row(name: str, samples: list[float]) -> str:
 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="electro-bench-login-") as tmp:
-        port = _free_port()
-        env = {**os.environ, "ELECTRO_INSTANCE_DIR": str(Path(tmp) / "instance"),
-               "ELECTRO_DATABASE_URL": "", "ELECTRO_RATE_LIMITS": "0",
-               "ELECTRO_COOKIE_SECURE": "0", "ELECTRO_SECRET_KEY": "bench-only-secret",
-               "ELECTRO_ARGON2_TIME_COST": "3", "ELECTRO_ARGON2_MEMORY_KIB": "65536",
-               "ELECTRO_ARGON2_PARALLELISM": "4", "ELECTRO_SMTP_HOST": ""}
-        Path(env["ELECTRO_INSTANCE_DIR"]).mkdir()
+        env = support.instance_env(Path(tmp), argon2_time_cost="3", argon2_memory_kib="65536",
+                                   argon2_parallelism="4")
         results = asyncio.run(_prepare(env))
-        log = (Path(tmp) / "hypercorn.log").open("wb")
-        server = subprocess.Popen(
-            [sys.executable, "-m", "hypercorn", "electro.asgi:app", "--bind",
-             f"127.0.0.1:{port}"], env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            _wait_until_up(port, server)
-            _timed_login(port, "bench", PASSWORD, 302)  # warm-up: dummy hash, caches
+        with support.server(env) as port:
+            support.timed_login(port, "bench", PASSWORD, 302)  # warm-up: dummy hash, caches
             kinds = {"POST /login, right password": ("bench", PASSWORD, 302),
                      "POST /login, wrong password": ("bench", "not the password", 200),
                      "POST /login, unknown user": ("nobody", PASSWORD, 200)}
@@ -128,14 +70,10 @@ def main() -> None:
             # alike and the comparison between them stays fair.
             for _ in range(RUNS):
                 for name, (login, password, expect) in kinds.items():
-                    results[name].append(_timed_login(port, login, password, expect))
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
-            log.close()
+                    results[name].append(support.timed_login(port, login, password, expect))
     load = os.getloadavg()[0]  # a shared machine's load inflates every figure alike
     print(f"Log-in latency, argon2id t=3 m=64 MiB p=4, {RUNS} sequential runs each, "
-          f"{os.cpu_count()} CPUs (load {load:.1f}), hypercorn 1 worker, SQLite")
+          f"{os.cpu_count()} CPUs (load {load:.1f}), hypercorn 1 worker (uvloop), SQLite")
     print(f"| {'measure':<34} | {'runs':>4} | {'p50 ms':>8} | {'p99 ms':>8} |")
     print(f"|{'-' * 36}|{'-' * 6}|{'-' * 10}|{'-' * 10}|")
     for name, samples in results.items():

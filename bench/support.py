@@ -1,0 +1,121 @@
+"""What the server benchmarks share: a temporary instance, hypercorn in its own process group,
+and a real browser-like log-in (form GET for the cookie and CSRF token, then the POST)."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlencode
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def instance_env(folder: Path, **settings: str) -> dict[str, str]:
+    """A SQLite instance in ``folder`` served over plain http, rate limits off (every request
+    comes from one address), mail to files; ``settings`` are more ELECTRO_* values."""
+    env = {**os.environ, "ELECTRO_INSTANCE_DIR": str(folder), "ELECTRO_DATABASE_URL": "",
+           "ELECTRO_RATE_LIMITS": "0", "ELECTRO_COOKIE_SECURE": "0",
+           "ELECTRO_SECRET_KEY": "bench-only-secret", "ELECTRO_SMTP_HOST": ""}
+    env.update({f"ELECTRO_{name.upper()}": value for name, value in settings.items()})
+    return env
+
+
+def electro(env: dict[str, str], *args: str) -> None:
+    """Run an ``electro`` command on the instance (init-db, seed-demo, create-admin...)."""
+    subprocess.run([BIN / "electro", *args], env=env, check=True, capture_output=True)
+
+
+@contextmanager
+def server(env: dict[str, str], workers: int = 1) -> Iterator[int]:
+    """``electro serve`` on a free port until the block ends; yields the port."""
+    port = free_port()
+    log = Path(env["ELECTRO_INSTANCE_DIR"]) / f"serve-{port}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [BIN / "electro", "serve", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        _wait_ready(port, proc, log)
+        yield port
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the server and its workers, nothing else
+        proc.wait(timeout=15)
+
+
+def _wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"server exited:\n{log.read_text()[-3000:]}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.1)
+    sys.exit(f"server did not answer /healthz within 30 s:\n{log.read_text()[-3000:]}")
+
+
+def timed_login(port: int, login: str, password: str, expect: int) -> float:
+    """A fresh browser: GET the form (cookie and CSRF token), then time only the POST."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/login")
+    response = conn.getresponse()
+    page = response.read().decode()
+    cookie = (response.getheader("Set-Cookie") or "").split(";", 1)[0]
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    if not match or not cookie:
+        sys.exit("the login form carries no CSRF token or session cookie")
+    body = urlencode({"csrf_token": match.group(1), "login": login, "password": password})
+    start = time.perf_counter()
+    conn.request("POST", "/login", body=body, headers={
+        "Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
+    response = conn.getresponse()
+    response.read()
+    elapsed = time.perf_counter() - start
+    conn.close()
+    if response.status != expect:
+        sys.exit(f"POST /login as {login!r} answered {response.status}, not {expect}")
+    return elapsed
+
+
+@contextmanager
+def login_load(port: int, login: str, password: str, per_second: float) -> Iterator[list[float]]:
+    """Successful log-ins at a steady rate from another thread of this (non-server) process
+    while the block runs; yields the list their latencies are appended to."""
+    stop = threading.Event()
+    latencies: list[float] = []
+
+    def run() -> None:
+        interval = 1 / per_second
+        next_at = time.monotonic()
+        while not stop.is_set():
+            latencies.append(timed_login(port, login, password, 302))
+            next_at += interval
+            stop.wait(max(0.0, next_at - time.monotonic()))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield latencies
+    finally:
+        stop.set()
+        thread.join(timeout=30)
