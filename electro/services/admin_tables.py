@@ -23,7 +23,23 @@ from decimal import Decimal
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import String, and_, cast, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    String,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -306,6 +322,14 @@ def _rowcount(result: Any) -> int:
     return int(result.rowcount or 0)
 
 
+def _among(db: AsyncSession, column: Any, ids: Sequence[int]) -> Any:
+    """``column IN ids``. PostgreSQL gets one array parameter (``= ANY``) instead: binding and
+    planning 10,000 separate parameters costs it about 0.1 s per statement."""
+    if db.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(ids), type_=ARRAY(Integer)))
+    return column.in_(ids)
+
+
 async def delete_rows(db: AsyncSession, table: Table, ids: Sequence[int]) -> int:
     """One DELETE. Rows still referred to by a RESTRICT foreign key (a category with products)
     are refused with a message naming the referring table, before anything is deleted."""
@@ -313,7 +337,7 @@ async def delete_rows(db: AsyncSession, table: Table, ids: Sequence[int]) -> int
         raise AdminError(f"Rows of {table.title} cannot be deleted here.")
     for referring, fk_column in _restricting_keys(table.model):
         used = await db.scalar(
-            select(func.count()).select_from(referring).where(fk_column.in_(ids))
+            select(func.count()).select_from(referring).where(_among(db, fk_column, ids))
         )
         if used:
             raise AdminError(
@@ -323,7 +347,7 @@ async def delete_rows(db: AsyncSession, table: Table, ids: Sequence[int]) -> int
     try:
         async with db.begin_nested():  # a failed statement must not spoil the request's session
             result = await db.execute(
-                delete(table.model).where(table.model.id.in_(ids))  # type: ignore[attr-defined]
+                delete(table.model).where(_among(db, table.model.id, ids))  # type: ignore[attr-defined]
                 .execution_options(synchronize_session=False)
             )
     except IntegrityError:  # a referring row arrived after the check above
@@ -346,7 +370,7 @@ async def _delete(db: AsyncSession, ctx: ActionContext, ids: list[int]) -> Actio
 
 async def _set_users(db: AsyncSession, ids: list[int], where: Any, **values: Any) -> int:
     result = await db.execute(
-        update(User).where(User.id.in_(ids), where)
+        update(User).where(_among(db, User.id, ids), where)
         .values(version=User.version + 1, **values)  # open editors of these rows go stale
         .execution_options(synchronize_session=False)
     )
@@ -360,7 +384,7 @@ async def _activate(db: AsyncSession, _ctx: ActionContext, ids: list[int]) -> Ac
 
 async def _deactivate(db: AsyncSession, _ctx: ActionContext, ids: list[int]) -> ActionResult:
     n = await _set_users(db, ids, User.is_active.is_(True), is_active=False)
-    ended = await end_sessions(db, UserSession.user_id.in_(ids), "deactivated")
+    ended = await end_sessions(db, _among(db, UserSession.user_id, ids), "deactivated")
     return ActionResult(
         f"Deactivated {_plural(n, 'account')}; ended {_plural(ended, 'session')}.", n
     )
@@ -370,34 +394,49 @@ async def _delete_inactive(db: AsyncSession, ctx: ActionContext, ids: list[int])
     inactive = User.is_active.is_(False)
     if not ctx.confirmed:
         n = int(await db.scalar(
-            select(func.count()).select_from(User).where(User.id.in_(ids), inactive)
+            select(func.count()).select_from(User).where(_among(db, User.id, ids), inactive)
         ) or 0)
         return ActionResult(
             f"{n} of the {len(ids)} ticked accounts are inactive and will be deleted.",
             n, confirm=n > 0, ids=ids,
         )
     result = await db.execute(
-        delete(User).where(User.id.in_(ids), inactive).execution_options(synchronize_session=False)
+        delete(User).where(_among(db, User.id, ids), inactive)
+        .execution_options(synchronize_session=False)
     )
     n = _rowcount(result)
     return ActionResult(f"Deleted {_plural(n, 'inactive account')}.", n)
 
 
+# Rendered once with this mark where the username goes; the database fills in each name.
+_NAME_SLOT = "\ue000"  # a private-use character: no template text or filter produces it
+
+
+def _per_user(rendered: str) -> Any:
+    """SQL text: ``rendered`` with each name slot replaced by the row's username."""
+    first, *rest = rendered.split(_NAME_SLOT)
+    expr: Any = literal(first, String)
+    for part in rest:
+        expr = expr + User.username + literal(part, String)
+    return expr
+
+
 async def _send_test_mail(db: AsyncSession, ctx: ActionContext, ids: list[int]) -> ActionResult:
-    """One outbox row per account, written with one executemany (no flush per row)."""
-    people = (await db.execute(select(User.username, User.email).where(User.id.in_(ids)))).all()
-    base = {"base_url": ctx.settings.base_url}
+    """One outbox row per account from one INSERT ... SELECT: no row passes through Python."""
+    subject, body = render_mail("test", {"base_url": ctx.settings.base_url,
+                                         "username": _NAME_SLOT})
     now = clock.now()
-    rows = []
-    for name, address in people:
-        subject, body = render_mail("test", {**base, "username": name})
-        rows.append({"to_addr": address, "subject": subject, "body": body, "template": "test",
-                     "status": "pending", "attempts": 0, "next_attempt_at": now,
-                     "last_error": "", "created_at": now})
-    if rows:
-        await db.execute(insert(OutboxMail), rows)
-        db.info[QUEUED_FLAG] = True  # the web layer wakes the sender after the commit
-    return ActionResult(f"Queued {_plural(len(rows), 'test e-mail')}.", len(rows))
+    columns = {
+        "to_addr": User.email, "subject": _per_user(subject), "body": _per_user(body),
+        "template": literal("test"), "status": literal("pending"), "attempts": literal(0),
+        "next_attempt_at": literal(now, DateTime), "last_error": literal(""),
+        "created_at": literal(now, DateTime),
+    }
+    result = await db.execute(insert(OutboxMail).from_select(
+        list(columns), select(*columns.values()).where(_among(db, User.id, ids))))
+    db.info[QUEUED_FLAG] = True  # the web layer wakes the sender after the commit
+    n = _rowcount(result)
+    return ActionResult(f"Queued {_plural(n, 'test e-mail')}.", n)
 
 
 async def _make_admin(db: AsyncSession, _ctx: ActionContext, ids: list[int]) -> ActionResult:
@@ -414,7 +453,7 @@ async def _lift(db: AsyncSession, ctx: ActionContext, ids: list[int]) -> ActionR
     """Account or IP blocks: lifted now; past blocks stay as history."""
     model: Any = ctx.table.model
     result = await db.execute(
-        update(model).where(model.id.in_(ids), model.lifted_at.is_(None))
+        update(model).where(_among(db, model.id, ids), model.lifted_at.is_(None))
         .values(lifted_at=clock.now()).execution_options(synchronize_session=False)
     )
     n = _rowcount(result)
@@ -422,7 +461,7 @@ async def _lift(db: AsyncSession, ctx: ActionContext, ids: list[int]) -> ActionR
 
 
 async def _end_sessions(db: AsyncSession, _ctx: ActionContext, ids: list[int]) -> ActionResult:
-    n = await end_sessions(db, UserSession.id.in_(ids), "ended_by_admin")
+    n = await end_sessions(db, _among(db, UserSession.id, ids), "ended_by_admin")
     return ActionResult(f"Ended {_plural(n, 'session')}.", n)
 
 
@@ -440,7 +479,8 @@ async def guard_users(db: AsyncSession, actor: Actor, ids: Sequence[int], action
         raise AdminError(f"You cannot {_VERB[action]} your own account.")
     remaining = await db.scalar(
         select(func.count()).select_from(User)
-        .where(User.is_admin.is_(True), User.is_active.is_(True), User.id.not_in(ids))
+        .where(User.is_admin.is_(True), User.is_active.is_(True),
+               ~_among(db, User.id, ids))
     )
     if not remaining:
         raise AdminError("That would leave no active admin; make someone else admin first.")
@@ -745,7 +785,8 @@ async def list_rows(
     rows = (await db.execute(
         query.order_by(*order).limit(per_page).offset((page - 1) * per_page)
     )).mappings().all()
-    return Listing(table, list(rows), total, page, per_page, pages, q, sort, direction)
+    return Listing(table, [dict(r) for r in rows], total, page, per_page, pages, q, sort,
+                   direction)
 
 
 async def get_row(db: AsyncSession, table: Table, row_id: int) -> Mapping[str, Any]:
@@ -753,7 +794,7 @@ async def get_row(db: AsyncSession, table: Table, row_id: int) -> Mapping[str, A
     row = (await db.execute(_select_rows(table).where(model.id == row_id))).mappings().first()
     if row is None:
         raise NotFound(f"Row {row_id} of {table.title} does not exist (any more).")
-    return row
+    return dict(row)
 
 
 async def one_row(db: AsyncSession, table: Table, row_id: int) -> Listing:
@@ -932,7 +973,7 @@ async def run_action(
     model: Any = table.model
     if ids:
         ids = list((await db.scalars(
-            select(model.id).where(model.id.in_(ids)).order_by(model.id)
+            select(model.id).where(_among(db, model.id, ids)).order_by(model.id)
         )).all())
     if not ids:
         raise AdminError("Tick at least one row.")

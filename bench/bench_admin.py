@@ -1,0 +1,117 @@
+"""Group actions on 10,000 accounts through the admin-tables service (goal: < 1 s each).
+
+Seeds 10,000 users, each with a live session, into a temporary SQLite database (and into a
+scratch PostgreSQL database when one is reachable at ELECTRO_BENCH_PG_URL, by default
+postgresql+asyncpg://electro@127.0.0.1:5432/test), then times deactivate, activate, send test
+e-mail and delete on all of them, each in its own transaction, commit included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import insert, make_url, select, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from electro import clock
+from electro.config import load_settings
+from electro.db import make_engine, make_sessionmaker
+from electro.migrate import upgrade
+from electro.models import User, UserSession
+from electro.services.admin_tables import TABLES, Actor, run_action
+
+ROWS = 10_000
+ACTIONS = ("deactivate", "activate", "send_test_mail", "delete")
+PG_URL = os.environ.get("ELECTRO_BENCH_PG_URL",
+                        "postgresql+asyncpg://electro@127.0.0.1:5432/test")
+
+
+async def seed(sessions: object) -> list[int]:
+    now = clock.now()
+    async with sessions.begin() as db:  # type: ignore[attr-defined]
+        admin = (await db.execute(insert(User).values({
+            "username": "bench-admin", "email": "bench-admin@example.com",
+            "password_hash": "x", "is_admin": True}).returning(User.id))).scalar_one()
+        ids = list((await db.scalars(
+            insert(User).returning(User.id, sort_by_parameter_order=True),
+            [{"username": f"user{i:05d}", "email": f"user{i:05d}@example.com",
+              "password_hash": "x"} for i in range(ROWS)])).all())
+        await db.execute(insert(UserSession), [
+            {"token_hash": uuid.uuid4().hex * 2, "user_id": user_id, "ip": "192.0.2.1",
+             "user_agent": "bench", "created_at": now, "last_seen_at": now} for user_id in ids])
+    return [admin, *ids]
+
+
+async def run(url: str, label: str) -> list[tuple[str, str, int, float]]:
+    engine = make_engine(url)
+    await upgrade(engine)
+    sessions = make_sessionmaker(engine)
+    admin, *ids = await seed(sessions)
+    settings = load_settings(environ={}, overrides={"database_url": url})
+    actor = Actor(admin, "bench-admin")
+    raw = [str(i) for i in ids]
+    results = []
+    for action in ACTIONS:
+        started = time.perf_counter()
+        async with sessions.begin() as db:
+            result = await run_action(db, settings, TABLES["users"], action, raw, {},
+                                      actor=actor, confirmed=True)
+        seconds = time.perf_counter() - started
+        assert result.count == ROWS, (action, result.message)
+        results.append((label, action, result.count, seconds))
+    async with sessions() as db:
+        left = (await db.execute(select(User.id))).scalars().all()
+        assert left == [admin], "delete removed every ticked account"
+    await engine.dispose()
+    return results
+
+
+async def pg_scratch() -> tuple[str, str] | None:
+    admin = create_async_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    name = f"electro_bench_{uuid.uuid4().hex[:8]}"
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except (OSError, Exception):  # not reachable or not allowed: SQLite only
+        return None
+    finally:
+        await admin.dispose()
+    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False), name
+
+
+async def drop(name: str) -> None:
+    admin = create_async_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+async def main() -> None:
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        rows += await run(f"sqlite+aiosqlite:///{folder}/bench.db", "SQLite")
+    scratch = await pg_scratch()
+    if scratch is not None:
+        try:
+            rows += await run(scratch[0], "PostgreSQL")
+        finally:
+            await drop(scratch[1])
+    else:
+        print(f"(PostgreSQL not reachable at {PG_URL}: SQLite only)")
+    print(f"{'database':<11} {'action':<15} {'rows':>6} {'seconds':>8} {'rows/s':>9}  goal < 1 s")
+    for label, action, count, seconds in rows:
+        verdict = "ok" if seconds < 1 else "SLOW"
+        print(f"{label:<11} {action:<15} {count:>6} {seconds:>8.3f} {count / seconds:>9,.0f}"
+              f"  {verdict}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
