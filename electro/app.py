@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -82,7 +82,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     return app
 
 
-async def _database() -> AsyncIterator[None]:
+async def _database() -> AsyncGenerator[None, None]:
     rt = runtime()
     rt.engine = make_engine(rt.settings.database)
     rt.sessions = make_sessionmaker(rt.engine)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import random
+import secrets
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -14,11 +16,12 @@ from pathlib import Path
 from sqlalchemy import func, insert, select
 from tqdm import tqdm
 
-from electro.config import SettingsError, load_settings
+from electro.config import Settings, SettingsError, load_settings
 from electro.db import make_engine, make_sessionmaker
 from electro.migrate import upgrade
 from electro.models import Category, Product
-from electro.services import events
+from electro.security.passwords import Passwords, policy_problems
+from electro.services import events, users
 
 CATEGORIES = ["Laptops", "Phones", "Tablets", "Headphones", "Cameras", "Monitors",
               "Keyboards", "Smart home", "Audio", "Gaming", "Storage", "Networking"]
@@ -49,12 +52,10 @@ async def seed_demo(products: int, only_if_empty: bool) -> None:
                 print("catalogue already has products; not seeding")
                 return
             existing = {c.name: c.id for c in await db.scalars(select(Category))}
-            for name in CATEGORIES:
-                if name not in existing:
-                    category = Category(name=name)
-                    db.add(category)
-                    await db.flush()
-                    existing[name] = category.id
+            missing = [Category(name=name) for name in CATEGORIES if name not in existing]
+            db.add_all(missing)
+            await db.flush()  # one round trip assigns every new id
+            existing.update({c.name: c.id for c in missing})
             batch: list[dict[str, object]] = []
             for _ in tqdm(range(products), desc="products", unit="row", disable=products < 1000):
                 category = rng.choice(CATEGORIES)
@@ -77,6 +78,62 @@ async def seed_demo(products: int, only_if_empty: bool) -> None:
             if batch:
                 await db.execute(insert(Product), batch)
         print(f"seeded {products} products in {len(CATEGORIES)} categories")
+    finally:
+        await engine.dispose()
+
+
+def prompt_password() -> str:
+    """Asked twice without echo, so a typo does not lock the admin out."""
+    try:
+        password = getpass.getpass("Password for the new admin: ")
+        again = getpass.getpass("Same password again: ")
+    except EOFError:
+        raise users.UserError(
+            "No password given: set ELECTRO_ADMIN_PASSWORD or run in a terminal."
+        ) from None
+    if password != again:
+        raise users.UserError("The two passwords differ.")
+    return password
+
+
+def generate_password(settings: Settings, username: str, email: str) -> str:
+    """16 random URL-safe characters (96 bits), redrawn in the unlikely case the policy objects."""
+    while True:
+        password = secrets.token_urlsafe(12)
+        if not policy_problems(password, settings, username=username, email=email):
+            return password
+
+
+async def create_admin(username: str, email: str, generate_if_no_admin: bool) -> None:
+    settings = load_settings()
+    # Format errors come before the password prompt: nobody types a password twice in vain.
+    users.check_username(username)
+    email = users.normalise_email(email)
+    engine = make_engine(settings.database)
+    try:
+        async with make_sessionmaker(engine).begin() as db:
+            generated = ""
+            if generate_if_no_admin:
+                if await users.admin_exists(db):
+                    print("admin account exists")
+                    return
+                generated = "" if settings.admin_password else generate_password(
+                    settings, username, email
+                )
+                password = settings.admin_password or generated
+            else:
+                what = await users.taken(db, username, email)
+                if what:
+                    raise users.UserError(f"That {what} is already taken.")
+                password = settings.admin_password or await asyncio.to_thread(prompt_password)
+            await users.create_user(
+                db, Passwords(settings), settings, username=username, email=email,
+                password=password, is_admin=True, actor="cli",
+            )
+        print(f"admin account created: {username} <{email}>")
+        if generated:
+            print(f"  username: {username}\n  password: {generated}\n"
+                  "  (shown only this once; only its hash is stored)")
     finally:
         await engine.dispose()
 
@@ -116,6 +173,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="electro", description="E-lectro shop")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("init-db", help="create or migrate the database (idempotent)")
+    adm = sub.add_parser(
+        "create-admin",
+        help="create an admin; password from ELECTRO_ADMIN_PASSWORD or asked twice",
+    )
+    adm.add_argument("--username", required=True)
+    adm.add_argument("--email", required=True)
+    adm.add_argument(
+        "--generate-if-no-admin", action="store_true",
+        help="only when there is no admin: generate a password and print it once",
+    )
     seed = sub.add_parser("seed-demo", help="add demo categories and products")
     seed.add_argument("--products", type=int, default=300)
     seed.add_argument("--if-empty", action="store_true", help="only when there are no products")
@@ -131,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "init-db":
             asyncio.run(init_db())
+        elif args.command == "create-admin":
+            asyncio.run(create_admin(args.username, args.email, args.generate_if_no_admin))
         elif args.command == "seed-demo":
             asyncio.run(seed_demo(args.products, args.if_empty))
         elif args.command == "serve":
@@ -139,6 +208,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(export_events(args.output, args.since))
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except users.UserError as exc:
+        print(f"not created: {exc}", file=sys.stderr)
         return 2
     return 0
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from quart import current_app
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -67,7 +67,7 @@ async def _loop(
                 waiter.cancel()
 
 
-async def run_while_serving() -> AsyncIterator[None]:
+async def run_while_serving() -> AsyncGenerator[None, None]:
     """Quart ``while_serving`` hook: start the runner, and on shutdown let the current round
     finish (a transaction is never cut mid-query), cancelling only if it overruns the grace."""
     rt = current_app.extensions["electro"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from quart import Quart, Response, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed
 
 from electro.security.csrf import CsrfError
 from electro.services import events
@@ -59,7 +59,7 @@ async def handle_http_error(error: HTTPException) -> Response:
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
-    if status == 405 and isinstance(error.valid_methods, list | tuple | set):
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
         response.headers["Allow"] = ", ".join(sorted(error.valid_methods))
     return response
 
