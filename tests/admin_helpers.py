@@ -18,21 +18,21 @@ async def seed_catalogue(app: Any, products: int = 3) -> tuple[int, list[int]]:
         rows = [{"name": f"Phone {i:03d}", "company": "Acme", "category_id": category_id,
                  "price_cents": 100 * (i + 1), "stock": i, "description": f"model {i}"}
                 for i in range(products)]
-        ids = await _insert(db, Product, rows)
+        ids = await insert_rows(db, Product, rows)
     return category_id, ids
 
 
 async def seed_users(app: Any, count: int, prefix: str = "u", **values: Any) -> list[int]:
     """``count`` accounts in one INSERT (a placeholder hash: they never log in)."""
     async with app.extensions["electro"].sessions.begin() as db:
-        return await _insert(db, User, [
+        return await insert_rows(db, User, [
             {"username": f"{prefix}{i:05d}", "email": f"{prefix}{i:05d}@example.com",
              "password_hash": "x" * 20, **values}
             for i in range(count)
         ])
 
 
-async def _insert(db: Any, model: Any, rows: list[dict[str, Any]]) -> list[int]:
+async def insert_rows(db: Any, model: Any, rows: list[dict[str, Any]]) -> list[int]:
     """One executemany INSERT; the ids in the order of ``rows``."""
     if not rows:
         return []
