@@ -43,6 +43,13 @@ def _to_list(spec: Table) -> Response:
     return redirect(url_for("admin_tables.table_view", table=spec.name), 303)  # type: ignore[return-value]
 
 
+async def _one_row(spec: Table, row_id: int) -> service.Listing:
+    try:
+        return await service.one_row(db(), spec, row_id)
+    except NotFound:
+        abort(404)
+
+
 async def _answer(
     spec: Table, fragment: str, status: int = 200, args: Any = None, **context: Any
 ) -> Response:
@@ -74,10 +81,7 @@ async def table_view(table: str) -> Response:
 @admin_required
 async def row(table: str, row_id: int) -> Response:
     spec = _table(table)
-    try:
-        listing = await service.one_row(db(), spec, row_id)
-    except NotFound:
-        abort(404)
+    listing = await _one_row(spec, row_id)
     return await render(PAGE, "partials/admin_row.html", spec=spec, listing=listing,
                         row=listing.rows[0])
 
@@ -94,10 +98,7 @@ async def edit_form(table: str, row_id: int) -> Response:
     spec = _table(table)
     if not spec.editable:
         abort(404)
-    try:
-        listing = await service.one_row(db(), spec, row_id)
-    except NotFound:
-        abort(404)
+    listing = await _one_row(spec, row_id)
     return await _editor(spec, listing, 200,
                          values=service.editor_values(spec, listing.rows[0]),
                          version=await service.row_version(db(), spec, row_id))
@@ -116,7 +117,7 @@ async def edit(table: str, row_id: int) -> Response:
     except AdminError as exc:
         errors = exc.errors if isinstance(exc, InvalidInput) else {}
         problems = exc.problems if isinstance(exc, InvalidInput) else [exc.message]
-        listing = await service.one_row(db(), spec, row_id)
+        listing = await _one_row(spec, row_id)
         values = {f.name: form.get(f.name, "") for f in spec.editable}
         return await _editor(spec, listing, 409 if isinstance(exc, StaleRow) else 422,
                              values=values, version=version, errors=errors, problems=problems)
@@ -134,7 +135,7 @@ async def delete(table: str, row_id: int) -> Response:
     except NotFound:
         abort(404)
     except AdminError as exc:
-        row_now = await service.get_row(db(), spec, row_id)
+        row_now = (await _one_row(spec, row_id)).rows[0]
         return await _answer(spec, "partials/admin_row.html", 409, row=row_now,
                              row_message=exc.message, error=exc.message)
     if not is_htmx():
