@@ -22,6 +22,10 @@ from electro.security.headers import is_private_path, security_headers
 from electro.security.passwords import Passwords
 from electro.security.ratelimit import AtomicRateLimiter, client_key, make_store
 from electro.web import Runtime, admin_tables, close_db, errors, finish_db, runtime, shop, system
+from electro.web.account import bp as account_bp
+from electro.web.auth import bp as auth_bp
+from electro.web.recovery import bp as recovery_bp
+from electro.web.register import bp as register_bp
 
 PACKAGE = Path(__file__).parent
 STATIC = PACKAGE.parent / "static"
@@ -67,7 +71,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     app.after_request(finish_db)
     app.teardown_appcontext(close_db)
     errors.register_error_handlers(app)
-    for blueprint in (shop.bp, system.bp, admin_tables.bp):
+    for blueprint in (shop.bp, system.bp, auth_bp, account_bp, register_bp, recovery_bp,
+                      admin_tables.bp):
         app.register_blueprint(blueprint)
     # while_serving generators unwind in reverse: jobs stop before the engine is disposed.
     app.while_serving(_database)
