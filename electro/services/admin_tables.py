@@ -59,7 +59,8 @@ from electro.models import (
     User,
     UserSession,
 )
-from electro.services import events
+from electro.services import blocking, events
+from electro.services.blocking import BlockError
 from electro.services.mail import QUEUED_FLAG, render_mail
 from electro.services.sessions import end_sessions
 
@@ -271,6 +272,7 @@ class Action:
     label: str
     run: ActionFn
     fields: tuple[str, ...] = ()  # extra inputs it reads: "until", "reason"
+    records_event: bool = True  # False: the service it calls records the one admin_* event
 
 
 @dataclass(frozen=True)
@@ -465,9 +467,27 @@ async def _end_sessions(db: AsyncSession, _ctx: ActionContext, ids: list[int]) -
     return ActionResult(f"Ended {_plural(n, 'session')}.", n)
 
 
+async def _block_accounts(db: AsyncSession, ctx: ActionContext, ids: list[int]) -> ActionResult:
+    try:
+        until = parse_when(ctx.form.get("until", ""))
+        n = await blocking.block_accounts(db, ctx.settings, ids, until, ctx.form.get("reason", ""),
+                                          ctx.actor.id)
+    except (FieldError, BlockError) as exc:
+        raise AdminError(str(exc)) from None
+    return ActionResult(
+        f"Blocked {_plural(n, 'account')} until {show(until)} UTC; their sessions ended.", n)
+
+
+async def _lift_account_blocks(
+    db: AsyncSession, ctx: ActionContext, ids: list[int]
+) -> ActionResult:
+    n = await blocking.lift_account_blocks(db, ids, ctx.actor.id)
+    return ActionResult(f"Lifted {_plural(n, 'block')}.", n)
+
+
 # Actions that would lock the acting admin out if their own account were among the rows.
-LOCKING_OUT = {"deactivate", "delete", "block", "remove_admin"}
-_VERB = {"deactivate": "deactivate", "delete": "delete", "block": "block",
+LOCKING_OUT = {"deactivate", "delete", "block_accounts", "remove_admin"}
+_VERB = {"deactivate": "deactivate", "delete": "delete", "block_accounts": "block",
          "remove_admin": "remove admin rights from"}
 
 
@@ -526,6 +546,11 @@ _users = Table(
         Action("send_test_mail", "Send a test e-mail", _send_test_mail),
         Action("make_admin", "Make admin", _make_admin),
         Action("remove_admin", "Remove admin", _remove_admin),
+        # The blocking service records admin_block_accounts / admin_lift_account_blocks itself.
+        Action("block_accounts", "Block until the date below (ends their sessions)",
+               _block_accounts, fields=("until", "reason"), records_event=False),
+        Action("lift_account_blocks", "Lift their blocks", _lift_account_blocks,
+               records_event=False),
     ),
     guard=guard_users,
 )
@@ -981,7 +1006,7 @@ async def run_action(
         await table.guard(db, actor, ids, action.name)
     result = await action.run(db, ActionContext(settings, table, actor, form, confirmed), ids)
     result.action = action.name
-    if not result.confirm:
+    if action.records_event and not result.confirm:
         await events.record(db, f"admin_{action.name}", actor_id=actor.id, actor=actor.name,
                             ip=actor.ip, path=actor.path, table=table.name, ids=ids,
                             count=result.count)
