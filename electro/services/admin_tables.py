@@ -880,15 +880,10 @@ async def _convert(
                 if name not in ignore and table.field(name) is None]
     values: dict[str, Any] = {}
     for f in table.editable:
-        if f.name not in form:
-            if require_all:
-                raw = ""
-            else:
-                continue
-        else:
-            raw = form[f.name]
+        if f.name not in form and not require_all:
+            continue  # a partial save leaves the other fields as they are
         try:
-            value = await f.parse(db, raw)
+            value = await f.parse(db, form.get(f.name, ""))
         except FieldError as exc:
             errors[f.name] = str(exc)
             continue
