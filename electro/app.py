@@ -21,11 +21,21 @@ from electro.security.csrf import check_csrf, csrf_token
 from electro.security.headers import is_private_path, security_headers
 from electro.security.passwords import Passwords
 from electro.security.ratelimit import AtomicRateLimiter, client_key, make_store
-from electro.web import Runtime, admin_tables, close_db, errors, finish_db, runtime, shop, system
-from electro.web.account import bp as account_bp
-from electro.web.auth import bp as auth_bp
-from electro.web.recovery import bp as recovery_bp
-from electro.web.register import bp as register_bp
+from electro.web import (
+    Runtime,
+    account,
+    admin_tables,
+    auth,
+    close_db,
+    errors,
+    finish_db,
+    recovery,
+    register,
+    runtime,
+    search,
+    shop,
+    system,
+)
 
 PACKAGE = Path(__file__).parent
 STATIC = PACKAGE.parent / "static"
@@ -71,9 +81,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     app.after_request(finish_db)
     app.teardown_appcontext(close_db)
     errors.register_error_handlers(app)
-    for blueprint in (shop.bp, system.bp, auth_bp, account_bp, register_bp, recovery_bp,
-                      admin_tables.bp):
-        app.register_blueprint(blueprint)
+    for area in (shop, search, auth, account, register, recovery, system, admin_tables):
+        app.register_blueprint(area.bp)
     # while_serving generators unwind in reverse: jobs stop before the engine is disposed.
     app.while_serving(_database)
     app.while_serving(tasks.run_while_serving)

@@ -23,11 +23,31 @@ from electro.models import Category, Product
 from electro.security.passwords import Passwords, policy_problems
 from electro.services import events, users
 
-CATEGORIES = ["Laptops", "Phones", "Tablets", "Headphones", "Cameras", "Monitors",
-              "Keyboards", "Smart home", "Audio", "Gaming", "Storage", "Networking"]
+# Category -> product kinds; the demo catalogue reads like a real shop so search can be tried.
+KINDS = {
+    "Laptops": ["Laptop", "Notebook", "Ultrabook"],
+    "Phones": ["Phone", "Smartphone"],
+    "Tablets": ["Tablet", "E-reader"],
+    "Headphones": ["Headphones", "Earbuds", "Headset"],
+    "Cameras": ["Camera", "Action cam", "Mirrorless camera"],
+    "Monitors": ["Monitor", "Display"],
+    "Keyboards": ["Keyboard", "Mechanical keyboard"],
+    "Smart home": ["Smart plug", "Thermostat", "Video doorbell", "Smart bulb"],
+    "Audio": ["Speaker", "Soundbar", "Turntable"],
+    "Gaming": ["Controller", "Console", "Gaming mouse"],
+    "Storage": ["SSD", "Hard drive", "USB stick"],
+    "Networking": ["Router", "Mesh Wi-Fi", "Switch"],
+}
+CATEGORIES = list(KINDS)
 COMPANIES = ["Voltaic", "Northwind Electric", "Lumen", "Kestrel Labs", "Arcadia", "Quanta",
-             "Helix", "Orbital", "Pioneer Works", "Brightline", "Sonder", "Tessellate"]
+             "Helix", "Orbital", "Pioneer Works", "Brightline", "Sonder", "Tessellate",
+             "Élan Audio", "Müller Technik", "Café Électronique"]
 ADJECTIVES = ["Pro", "Air", "Mini", "Max", "Ultra", "Lite", "Plus", "Studio", "Go", "Neo"]
+FEATURES = ["wireless", "noise-cancelling", "4K", "OLED", "USB-C", "Bluetooth", "waterproof",
+            "fast-charging", "ergonomic", "compact", "HDR", "low-latency", "energy-saving",
+            "aluminium", "silent"]
+USES = ["everyday use", "the home office", "travel", "gaming nights", "students", "creators",
+        "small flats", "the whole family"]
 
 
 async def init_db() -> None:
@@ -59,16 +79,20 @@ async def seed_demo(products: int, only_if_empty: bool) -> None:
             batch: list[dict[str, object]] = []
             for _ in tqdm(range(products), desc="products", unit="row", disable=products < 1000):
                 category = rng.choice(CATEGORIES)
+                kind = rng.choice(KINDS[category])
+                company = rng.choice(COMPANIES)
+                first, second, third = rng.sample(FEATURES, 3)
                 price = rng.randrange(999, 299_999)
                 batch.append({
-                    "name": f"{rng.choice(COMPANIES).split()[0]} {category.rstrip('s')} "
-                            f"{rng.choice(ADJECTIVES)} {rng.randint(2, 99)}",
-                    "company": rng.choice(COMPANIES),
+                    "name": f"{company.split()[0]} {kind} {rng.choice(ADJECTIVES)} "
+                            f"{rng.randint(2, 99)}",
+                    "company": company,
                     "category_id": existing[category],
                     "price_cents": price,
                     "old_price_cents": price + rng.randrange(500, 20_000) if rng.random() < 0.2
                     else None,
-                    "description": f"A dependable {category.lower().rstrip('s')} for everyday use.",
+                    "description": f"{first.capitalize()} {kind.lower()} with {second} and "
+                                   f"{third} design, made for {rng.choice(USES)}.",
                     "stock": rng.randint(0, 250),
                     "version": 1,
                 })

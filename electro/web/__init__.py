@@ -66,10 +66,12 @@ async def close_db(_exc: BaseException | None) -> None:
 
 
 def is_htmx() -> bool:
-    """A fragment is wanted: htmx sent it, and it is not restoring history (needs the page)."""
+    """A fragment is wanted: htmx sent it, and it is neither restoring history nor following a
+    boosted link (both swap the whole body, so they need the page)."""
     return (
         request.headers.get("HX-Request") == "true"
         and request.headers.get("HX-History-Restore-Request") != "true"
+        and request.headers.get("HX-Boosted") != "true"
     )
 
 
