@@ -8,6 +8,7 @@ import getpass
 import json
 import random
 import secrets
+import shutil
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -21,7 +22,7 @@ from electro.db import make_engine, make_sessionmaker
 from electro.migrate import upgrade
 from electro.models import Category, Product
 from electro.security.passwords import Passwords, policy_problems
-from electro.services import events, users
+from electro.services import backups, events, users
 
 # Category -> product kinds; the demo catalogue reads like a real shop so search can be tried.
 KINDS = {
@@ -174,6 +175,57 @@ async def export_events(path: Path, since: datetime | None) -> None:
         await engine.dispose()
 
 
+def _progress_bar(desc: str) -> tuple[tqdm, backups.Progress]:
+    bar = tqdm(desc=desc, unit="row", unit_scale=True, total=0)
+
+    def update(step: str, done: int, total: int) -> None:
+        if done < bar.n:  # a new phase (safety backup, then restore) starts from zero
+            bar.reset()
+        bar.total = total
+        bar.set_postfix_str(step, refresh=False)
+        bar.update(done - bar.n)
+
+    return bar, update
+
+
+def _copy(source: Path, target: Path) -> Path:
+    """Copy into ``target`` when it is a folder, else to that file name."""
+    if target.is_dir():
+        target = target / source.name
+    shutil.copyfile(source, target)
+    return target
+
+
+async def backup(copy_to: Path | None) -> None:
+    settings = load_settings()
+    engine = make_engine(settings.database)
+    bar, progress = _progress_bar("backup")
+    try:
+        made = await backups.create_backup(engine, settings, progress=progress)
+    finally:
+        bar.close()
+        await engine.dispose()
+    path = backups.backup_path(settings, made)
+    print(f"backup {path} ({made.size_bytes:,} bytes, {sum(made.row_counts.values()):,} rows, "
+          f"sha256 {made.sha256})")
+    if copy_to is not None:
+        print(f"copied to {await asyncio.to_thread(_copy, path, copy_to)}")
+
+
+async def restore(path: Path) -> None:
+    settings = load_settings()
+    engine = make_engine(settings.database)
+    bar, progress = _progress_bar("restore")
+    try:
+        done = await backups.restore_backup(engine, settings, path, progress=progress)
+    finally:
+        bar.close()
+        await engine.dispose()
+    print(f"restored {done.manifest.total_rows:,} rows from {path} "
+          f"(made {done.manifest.created_at:%Y-%m-%d %H:%M:%S} UTC); the previous data is in "
+          f"{backups.backup_path(settings, done.safety_backup)}")
+
+
 def serve(bind: str, workers: int) -> None:
     from hypercorn.config import Config
     from hypercorn.run import run
@@ -218,6 +270,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     exp = ev_sub.add_parser("export", help="write events as a JSON array")
     exp.add_argument("--output", type=Path, default=Path("events.json"))
     exp.add_argument("--since", type=datetime.fromisoformat, default=None)
+    bk = sub.add_parser("backup", help="snapshot every table into the instance's backups folder")
+    bk.add_argument("path", nargs="?", type=Path, help="also copy the file here (file or folder)")
+    rs = sub.add_parser("restore", help="replace every table with a backup (safety backup first)")
+    rs.add_argument("path", type=Path)
     args = parser.parse_args(argv)
     try:
         if args.command == "init-db":
@@ -230,12 +286,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             serve(args.bind, args.workers)
         elif args.command == "events":
             asyncio.run(export_events(args.output, args.since))
+        elif args.command == "backup":
+            asyncio.run(backup(args.path))
+        elif args.command == "restore":
+            asyncio.run(restore(args.path))
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     except users.UserError as exc:
         print(f"not created: {exc}", file=sys.stderr)
         return 2
+    except backups.BackupError as exc:
+        print(f"{args.command} failed: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
