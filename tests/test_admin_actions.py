@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import event, func, select
 
 from electro import clock
-from electro.models import AccountBlock, Event, IpBlock, OutboxMail, User, UserSession
+from electro.models import AccountBlock, Backup, Event, IpBlock, OutboxMail, User, UserSession
 from electro.services import admin_tables
 from electro.services.admin_tables import MAX_IDS, TABLES, Actor, AdminError
 from tests.admin_helpers import fetch, one, seed_every_table, seed_users
@@ -276,3 +276,35 @@ async def test_an_admin_cannot_block_themselves(app: Any, admin_client: Client) 
                                 until=until)
     assert status == 422 and "You cannot block your own account." in html
     assert await fetch(app, select(AccountBlock.id)) == []
+
+
+async def test_make_a_backup_then_restore_it_from_the_backups_table(
+    app: Any, admin_client: Client
+) -> None:
+    status, html, _ = await act(admin_client, "backups", "make_backup", [])
+    assert status == 200 and "Backup electro-backup-" in html
+    (backup_id, filename) = (await fetch(app, select(Backup.id, Backup.filename)))[0]
+    assert (app.extensions["electro"].settings.backup_dir / filename).exists()
+    types = [t for (t,) in await fetch(app, select(Event.type))]
+    assert "backup_created" in types and "admin_make_backup" not in types  # the service's one
+    await seed_users(app, 3, prefix="late")  # made after the backup: the restore drops them
+    status, html, _ = await act(admin_client, "backups", "restore", [backup_id])
+    assert status == 200 and f"Restored {filename}" in html and "safety" in html
+    assert await fetch(app, select(User.id).where(User.username.like("late%"))) == []
+    # The events table is the backup's again, plus the restore's own event.
+    types = [t for (t,) in await fetch(app, select(Event.type))]
+    assert "backup_restored" in types and "admin_restore" not in types
+    assert (await admin_client.get("/admin/tables")).status_code == 200  # still signed in
+
+
+async def test_restore_needs_exactly_one_sound_backup(app: Any, admin_client: Client) -> None:
+    await act(admin_client, "backups", "make_backup", [])
+    await act(admin_client, "backups", "make_backup", [])
+    rows = await fetch(app, select(Backup.id, Backup.filename).order_by(Backup.id))
+    status, html, _ = await act(admin_client, "backups", "restore", [r[0] for r in rows])
+    assert status == 422 and "Tick exactly one backup to restore." in html
+    (app.extensions["electro"].settings.backup_dir / rows[0][1]).write_bytes(b"not a backup")
+    await seed_users(app, 1, prefix="kept")
+    status, html, _ = await act(admin_client, "backups", "restore", [rows[0][0]])
+    assert status == 422 and "Nothing was restored" in html
+    assert len(await fetch(app, select(User.id).where(User.username.like("kept%")))) == 1

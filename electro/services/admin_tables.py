@@ -41,7 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from electro import clock
 from electro.config import Settings
@@ -59,7 +59,8 @@ from electro.models import (
     User,
     UserSession,
 )
-from electro.services import blocking, events
+from electro.services import backups, blocking, events
+from electro.services.backups import BackupError
 from electro.services.blocking import BlockError
 from electro.services.mail import QUEUED_FLAG, render_mail
 from electro.services.sessions import end_sessions
@@ -273,6 +274,7 @@ class Action:
     run: ActionFn
     fields: tuple[str, ...] = ()  # extra inputs it reads: "until", "reason"
     records_event: bool = True  # False: the service it calls records the one admin_* event
+    needs_rows: bool = True  # False: acts on the table as a whole (make a backup)
 
 
 @dataclass(frozen=True)
@@ -483,6 +485,39 @@ async def _lift_account_blocks(
 ) -> ActionResult:
     n = await blocking.lift_account_blocks(db, ids, ctx.actor.id)
     return ActionResult(f"Lifted {_plural(n, 'block')}.", n)
+
+
+async def _make_backup(db: AsyncSession, ctx: ActionContext, _ids: list[int]) -> ActionResult:
+    await db.commit()  # the backups service works on its own connections: hold no lock here
+    try:
+        backup = await backups.create_backup(_engine(db), ctx.settings, actor_id=ctx.actor.id)
+    except BackupError as exc:
+        raise AdminError(f"The backup failed: {exc}") from None
+    return ActionResult(f"Backup {backup.filename} taken ({backup.size_bytes:,} bytes).", 1)
+
+
+async def _restore(db: AsyncSession, ctx: ActionContext, ids: list[int]) -> ActionResult:
+    if len(ids) != 1:
+        raise AdminError("Tick exactly one backup to restore.")
+    try:
+        path = backups.backup_path(ctx.settings, await backups.get_backup(db, ids[0]))
+        # Restore replaces every table in its own transaction: ours must hold no lock it waits
+        # for (on PostgreSQL even a read keeps a lock that a table replacement needs).
+        await db.commit()
+        restored = await backups.restore_backup(_engine(db), ctx.settings, path,
+                                                actor_id=ctx.actor.id)
+    except BackupError as exc:
+        raise AdminError(f"Nothing was restored: {exc}") from None
+    return ActionResult(
+        f"Restored {path.name} ({restored.manifest.total_rows:,} rows); the database as it "
+        f"was just before is in {restored.safety_backup.filename}.", 1)
+
+
+def _engine(db: AsyncSession) -> AsyncEngine:
+    engine = db.bind
+    if not isinstance(engine, AsyncEngine):
+        raise TypeError("the admin session must be bound to the app's engine")
+    return engine
 
 
 # Actions that would lock the acting admin out if their own account were among the rows.
@@ -729,6 +764,10 @@ _backups = Table(
     searchable=("filename", "sha256"), sortable=("filename", "created_at", "size_bytes"),
     default_sort=("created_at", "desc"),
     can_delete=False,  # a backup row and its file go together: the backups service owns both
+    # The backups service records its own events (backup_created, backup_restored...).
+    actions=(Action("make_backup", "Make a backup now", _make_backup, records_event=False,
+                    needs_rows=False),
+             Action("restore", "Restore the ticked backup", _restore, records_event=False)),
 )
 
 TABLES: dict[str, Table] = {t.name: t for t in (
@@ -995,7 +1034,7 @@ async def run_action(
         ids = list((await db.scalars(
             select(model.id).where(_among(db, model.id, ids)).order_by(model.id)
         )).all())
-    if not ids:
+    if not ids and action.needs_rows:
         raise AdminError("Tick at least one row.")
     if table.guard is not None:
         await table.guard(db, actor, ids, action.name)
