@@ -1,0 +1,130 @@
+"""Group actions on 10,000 accounts through the admin-tables service (goal: < 1 s each).
+
+Seeds two groups of 10,000 users, each user with a live session, into a temporary SQLite
+database (and into a scratch PostgreSQL database when one is reachable at ELECTRO_BENCH_PG_URL,
+by default postgresql+asyncpg://electro@127.0.0.1:5432/test). On the first group it times
+deactivate, activate, send test e-mail and delete; on the second, block until a date, lift the
+blocks and delete accounts that carry (lifted) blocks. Each action runs in its own transaction,
+commit included.
+
+Two rows are slow for reasons outside the admin tables, named in the report: block_accounts
+(the blocking service queues each owner's notice through send_mail one by one), and deleting
+accounts with blocks (account_blocks.created_by_id, like ip_blocks.created_by_id,
+backups.created_by_id and one_time_keys.user_id, is a foreign key without an index, so each
+deleted account makes the database scan it; with those indexes the delete takes ~0.25 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import insert, make_url, select, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from electro import clock
+from electro.config import load_settings
+from electro.db import make_engine, make_sessionmaker
+from electro.migrate import upgrade
+from electro.models import User, UserSession
+from electro.services.admin_tables import TABLES, Actor, run_action
+
+ROWS = 10_000
+PLAIN = ("deactivate", "activate", "send_test_mail", "delete")
+BLOCKING = ("block_accounts", "lift_account_blocks", "delete")
+PG_URL = os.environ.get("ELECTRO_BENCH_PG_URL",
+                        "postgresql+asyncpg://electro@127.0.0.1:5432/test")
+
+
+async def seed(sessions: object) -> tuple[int, list[int], list[int]]:
+    now = clock.now()
+    async with sessions.begin() as db:  # type: ignore[attr-defined]
+        admin = (await db.execute(insert(User).values({
+            "username": "bench-admin", "email": "bench-admin@example.com",
+            "password_hash": "x", "is_admin": True}).returning(User.id))).scalar_one()
+        ids = list((await db.scalars(
+            insert(User).returning(User.id, sort_by_parameter_order=True),
+            [{"username": f"user{i:05d}", "email": f"user{i:05d}@example.com",
+              "password_hash": "x"} for i in range(2 * ROWS)])).all())
+        await db.execute(insert(UserSession), [
+            {"token_hash": uuid.uuid4().hex * 2, "user_id": user_id, "ip": "192.0.2.1",
+             "user_agent": "bench", "created_at": now, "last_seen_at": now} for user_id in ids])
+    return admin, ids[:ROWS], ids[ROWS:]
+
+
+async def run(url: str, label: str) -> list[tuple[str, str, int, float]]:
+    engine = make_engine(url)
+    await upgrade(engine)
+    sessions = make_sessionmaker(engine)
+    admin, plain, blocked = await seed(sessions)
+    settings = load_settings(environ={}, overrides={"database_url": url})
+    actor = Actor(admin, "bench-admin")
+    form = {"until": (clock.now() + timedelta(days=1)).isoformat(), "reason": "bench"}
+    results = []
+    for group, actions in ((plain, PLAIN), (blocked, BLOCKING)):
+        raw = [str(i) for i in group]
+        for action in actions:
+            started = time.perf_counter()
+            async with sessions.begin() as db:
+                result = await run_action(db, settings, TABLES["users"], action, raw, form,
+                                          actor=actor, confirmed=True)
+            seconds = time.perf_counter() - started
+            assert result.count == ROWS, (action, result.message)
+            name = "delete (with blocks)" if group is blocked and action == "delete" else action
+            results.append((label, name, result.count, seconds))
+    async with sessions() as db:
+        left = (await db.execute(select(User.id))).scalars().all()
+        assert left == [admin], "delete removed every ticked account"
+    await engine.dispose()
+    return results
+
+
+async def pg_scratch() -> tuple[str, str] | None:
+    admin = create_async_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    name = f"electro_bench_{uuid.uuid4().hex[:8]}"
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except (OSError, Exception):  # not reachable or not allowed: SQLite only
+        return None
+    finally:
+        await admin.dispose()
+    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False), name
+
+
+async def drop(name: str) -> None:
+    admin = create_async_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+async def main() -> None:
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        rows += await run(f"sqlite+aiosqlite:///{folder}/bench.db", "SQLite")
+    scratch = await pg_scratch()
+    if scratch is not None:
+        try:
+            rows += await run(scratch[0], "PostgreSQL")
+        finally:
+            await drop(scratch[1])
+    else:
+        print(f"(PostgreSQL not reachable at {PG_URL}: SQLite only)")
+    print(f"{'database':<11} {'action':<20} {'rows':>6} {'seconds':>8} {'rows/s':>9}  goal < 1 s")
+    for label, action, count, seconds in rows:
+        verdict = "ok" if seconds < 1 else "SLOW"
+        print(f"{label:<11} {action:<20} {count:>6} {seconds:>8.3f} {count / seconds:>9,.0f}"
+              f"  {verdict}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

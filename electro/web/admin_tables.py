@@ -1,0 +1,184 @@
+"""Admin tables (SPEC D1, D2): one set of routes for every table of the registry.
+
+Each view parses, calls one service function and renders. htmx gets fragments (the table, a
+row, the editor, a result); without JavaScript the same URLs answer with whole pages and
+redirects (P5).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, Response, abort, g, redirect, request, url_for
+
+from electro.security.auth import admin_required
+from electro.services import admin_tables as service
+from electro.services.admin_tables import AdminError, InvalidInput, NotFound, StaleRow, Table
+from electro.web import client_ip, db, is_htmx, render, runtime
+
+bp = Blueprint("admin_tables", __name__, url_prefix="/admin/tables")
+PAGE = "admin/table.html"
+RESULT = "partials/admin_result.html"
+CHANGED = {"HX-Trigger": "admin-changed"}  # the table listens for it and reloads itself
+
+
+def _table(name: str) -> Table:
+    try:
+        return service.get_table(name)
+    except NotFound:
+        abort(404)
+
+
+def _actor() -> service.Actor:
+    user = g.account.user
+    return service.Actor(user.id, user.username, client_ip(), request.path)
+
+
+async def _listing(spec: Table, args: Any) -> service.Listing:
+    return await service.list_rows(db(), spec, args.get("q", ""), args.get("sort"),
+                                   args.get("dir"), args.get("page"))
+
+
+def _to_list(spec: Table) -> Response:
+    return redirect(url_for("admin_tables.table_view", table=spec.name), 303)  # type: ignore[return-value]
+
+
+async def _one_row(spec: Table, row_id: int) -> service.Listing:
+    try:
+        return await service.one_row(db(), spec, row_id)
+    except NotFound:
+        abort(404)
+
+
+async def _answer(
+    spec: Table, fragment: str, status: int = 200, args: Any = None, **context: Any
+) -> Response:
+    """htmx: the fragment; otherwise the whole table page (at the place in the list that
+    ``args`` name) with whatever the request produced."""
+    if is_htmx():
+        return await render(PAGE, fragment, status, spec=spec, **context)
+    listing = await _listing(spec, request.args if args is None else args)
+    return await render(PAGE, PAGE, status, spec=spec, listing=listing, **context)
+
+
+@bp.get("")
+@admin_required
+async def index() -> Response:
+    counts = await service.table_counts(db())
+    return await render("admin/tables.html", "admin/tables.html", tables=service.TABLES,
+                        counts=counts)
+
+
+@bp.get("/<table>")
+@admin_required
+async def table_view(table: str) -> Response:
+    spec = _table(table)
+    listing = await _listing(spec, request.args)
+    return await render(PAGE, "partials/admin_table.html", spec=spec, listing=listing)
+
+
+@bp.get("/<table>/<int:row_id>")
+@admin_required
+async def row(table: str, row_id: int) -> Response:
+    spec = _table(table)
+    listing = await _one_row(spec, row_id)
+    return await render(PAGE, "partials/admin_row.html", spec=spec, listing=listing,
+                        row=listing.rows[0])
+
+
+async def _editor(spec: Table, listing: service.Listing, status: int, **context: Any) -> Response:
+    context = {"errors": {}, "problems": [], **context}
+    return await render(PAGE, "partials/admin_row_edit.html", status, spec=spec, listing=listing,
+                        row=listing.rows[0], editing=listing.rows[0]["id"], **context)
+
+
+@bp.get("/<table>/<int:row_id>/edit")
+@admin_required
+async def edit_form(table: str, row_id: int) -> Response:
+    spec = _table(table)
+    if not spec.editable:
+        abort(404)
+    listing = await _one_row(spec, row_id)
+    return await _editor(spec, listing, 200,
+                         values=service.editor_values(spec, listing.rows[0]),
+                         version=await service.row_version(db(), spec, row_id))
+
+
+@bp.post("/<table>/<int:row_id>/edit")
+@admin_required
+async def edit(table: str, row_id: int) -> Response:
+    spec = _table(table)
+    form = (await request.form).to_dict()
+    version = form.get("version", "")
+    try:
+        saved = await service.update_row(db(), spec, row_id, form, version, actor=_actor())
+    except NotFound:
+        abort(404)
+    except AdminError as exc:
+        errors = exc.errors if isinstance(exc, InvalidInput) else {}
+        problems = exc.problems if isinstance(exc, InvalidInput) else [exc.message]
+        listing = await _one_row(spec, row_id)
+        values = {f.name: form.get(f.name, "") for f in spec.editable}
+        return await _editor(spec, listing, 409 if isinstance(exc, StaleRow) else 422,
+                             values=values, version=version, errors=errors, problems=problems)
+    if not is_htmx():
+        return _to_list(spec)
+    return await render(PAGE, "partials/admin_row.html", spec=spec, row=saved)
+
+
+@bp.post("/<table>/<int:row_id>/delete")
+@admin_required
+async def delete(table: str, row_id: int) -> Response:
+    spec = _table(table)
+    try:
+        result = await service.delete_row(db(), runtime().settings, spec, row_id, actor=_actor())
+    except NotFound:
+        abort(404)
+    except AdminError as exc:
+        row_now = (await _one_row(spec, row_id)).rows[0]
+        return await _answer(spec, "partials/admin_row.html", 409, row=row_now,
+                             row_message=exc.message, error=exc.message)
+    if not is_htmx():
+        return await _answer(spec, PAGE, result=result)
+    return Response("", 200)  # htmx swaps the row out (it fades while .htmx-swapping)
+
+
+@bp.post("/<table>/add")
+@admin_required
+async def add(table: str) -> Response:
+    spec = _table(table)
+    if not spec.can_add:
+        abort(404)
+    form = (await request.form).to_dict()
+    try:
+        added = await service.add_row(db(), spec, form, actor=_actor())
+    except AdminError as exc:
+        errors = exc.errors if isinstance(exc, InvalidInput) else {}
+        problems = exc.problems if isinstance(exc, InvalidInput) else [exc.message]
+        values = {f.name: form.get(f.name, "") for f in spec.editable}
+        return await _answer(spec, "partials/admin_add.html", 422, add_values=values,
+                             add_errors=errors, add_problems=problems)
+    if not is_htmx():
+        return _to_list(spec)
+    response = await _answer(spec, "partials/admin_add.html",
+                             add_message=f"Added row {added['id']}.")
+    response.headers.update(CHANGED)
+    return response
+
+
+@bp.post("/<table>/actions")
+@admin_required
+async def actions(table: str) -> Response:
+    spec = _table(table)
+    form = await request.form
+    try:
+        result = await service.run_action(
+            db(), runtime().settings, spec, form.get("action", ""), form.getlist("ids"),
+            form.to_dict(), actor=_actor(), confirmed=form.get("confirmed") == "1",
+        )
+    except AdminError as exc:
+        return await _answer(spec, RESULT, 422, form, error=exc.message)
+    response = await _answer(spec, RESULT, 200, form, result=result)
+    if not result.confirm:
+        response.headers.update(CHANGED)
+    return response

@@ -1,0 +1,98 @@
+"""Helpers for the admin-table tests: rows straight in the database, form parsing."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from electro.models import Category, Product, User
+
+
+async def seed_catalogue(app: Any, products: int = 3) -> tuple[int, list[int]]:
+    """A category "Phones" with ``products`` products priced 1.00, 2.00, ...; returns ids."""
+    async with app.extensions["electro"].sessions.begin() as db:
+        category_id = (await db.execute(
+            insert(Category).values(name="Phones").returning(Category.id))).scalar_one()
+        rows = [{"name": f"Phone {i:03d}", "company": "Acme", "category_id": category_id,
+                 "price_cents": 100 * (i + 1), "stock": i, "description": f"model {i}"}
+                for i in range(products)]
+        ids = await insert_rows(db, Product, rows)
+    return category_id, ids
+
+
+async def seed_users(app: Any, count: int, prefix: str = "u", **values: Any) -> list[int]:
+    """``count`` accounts in one INSERT (a placeholder hash: they never log in)."""
+    async with app.extensions["electro"].sessions.begin() as db:
+        return await insert_rows(db, User, [
+            {"username": f"{prefix}{i:05d}", "email": f"{prefix}{i:05d}@example.com",
+             "password_hash": "x" * 20, **values}
+            for i in range(count)
+        ])
+
+
+async def insert_rows(db: Any, model: Any, rows: list[dict[str, Any]]) -> list[int]:
+    """One executemany INSERT; the ids in the order of ``rows``."""
+    if not rows:
+        return []
+    query = insert(model).returning(model.id, sort_by_parameter_order=True)
+    return list((await db.scalars(query, rows)).all())
+
+
+async def fetch(app: Any, query: Any) -> Any:
+    async with app.extensions["electro"].sessions() as db:
+        return (await db.execute(query)).all()
+
+
+async def one(app: Any, model: Any, row_id: int) -> Any:
+    async with app.extensions["electro"].sessions() as db:
+        return await db.scalar(select(model).where(model.id == row_id))
+
+
+def row_ids(html: str) -> list[int]:
+    """The ids of the rows in a table page or fragment, in order."""
+    return [int(m) for m in re.findall(r'<tr id="row-(\d+)"', html)]
+
+
+def hidden(html: str, name: str) -> str:
+    match = re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert match, f"no input {name}"
+    return match.group(1)
+
+
+SECRET_BODY = "Key: mailed-clear-key-never-shown"
+
+
+async def seed_every_table(app: Any) -> None:
+    """A row in every table (an account "blocked" with a block), with secrets to look for."""
+    from datetime import timedelta
+
+    from electro import clock
+    from electro.models import (
+        AccountBlock,
+        Backup,
+        Event,
+        IpBlock,
+        OneTimeKey,
+        OutboxMail,
+        SearchRecord,
+    )
+
+    now = clock.now()
+    await seed_catalogue(app, products=2)
+    (user_id,) = await seed_users(app, 1, prefix="blocked")
+    async with app.extensions["electro"].sessions.begin() as db:
+        db.add_all([
+            AccountBlock(user_id=user_id, until=now + timedelta(days=1), reason="spam"),
+            IpBlock(ip="203.0.113.9", until=now + timedelta(days=1), reason="scanner"),
+            OneTimeKey(purpose="register", key_hash="a1" * 32, username="pending",
+                       email="pending@example.com", password_hash="$argon2id$pending-secret",
+                       expires_at=now + timedelta(minutes=15)),
+            SearchRecord(query="usb cable", client_hash="c3" * 32, hour_start=now, results=4),
+            Event(type="test_event", actor="admin", details={"note": "hello"}),
+            OutboxMail(to_addr="x@example.com", subject="Your key", body=SECRET_BODY,
+                       template="register"),
+            Backup(filename="backup-1.jsonl.gz", sha256="f0" * 32, schema_revision="0001",
+                   row_counts={"users": 1}),
+        ])
