@@ -83,7 +83,7 @@ def timed_login(port: int, login: str, password: str, expect: int) -> float:
     cookie = (response.getheader("Set-Cookie") or "").split(";", 1)[0]
     match = re.search(r'name="csrf_token" value="([^"]+)"', page)
     if not match or not cookie:
-        sys.exit("the login form carries no CSRF token or session cookie")
+        raise RuntimeError("the login form carries no CSRF token or session cookie")
     body = urlencode({"csrf_token": match.group(1), "login": login, "password": password})
     start = time.perf_counter()
     conn.request("POST", "/login", body=body, headers={
@@ -93,7 +93,7 @@ def timed_login(port: int, login: str, password: str, expect: int) -> float:
     elapsed = time.perf_counter() - start
     conn.close()
     if response.status != expect:
-        sys.exit(f"POST /login as {login!r} answered {response.status}, not {expect}")
+        raise RuntimeError(f"POST /login as {login!r} answered {response.status}, not {expect}")
     return elapsed
 
 
@@ -103,14 +103,18 @@ def login_load(port: int, login: str, password: str, per_second: float) -> Itera
     while the block runs; yields the list their latencies are appended to."""
     stop = threading.Event()
     latencies: list[float] = []
+    failures: list[Exception] = []
 
     def run() -> None:
         interval = 1 / per_second
         next_at = time.monotonic()
-        while not stop.is_set():
-            latencies.append(timed_login(port, login, password, 302))
-            next_at += interval
-            stop.wait(max(0.0, next_at - time.monotonic()))
+        try:
+            while not stop.is_set():
+                latencies.append(timed_login(port, login, password, 302))
+                next_at += interval
+                stop.wait(max(0.0, next_at - time.monotonic()))
+        except Exception as exc:  # reported by the caller's thread below
+            failures.append(exc)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -119,3 +123,5 @@ def login_load(port: int, login: str, password: str, per_second: float) -> Itera
     finally:
         stop.set()
         thread.join(timeout=30)
+    if failures:
+        raise failures[0]

@@ -54,7 +54,9 @@ class OneTimeKey(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     purpose: Mapped[str] = mapped_column(String(16), index=True)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 hex, never the key
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
     username: Mapped[str | None] = mapped_column(String(32))  # pending registration
     email: Mapped[str | None] = mapped_column(String(254))  # target address
     password_hash: Mapped[str | None] = mapped_column(String(255))  # pending registration
@@ -85,7 +87,9 @@ class AccountBlock(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     until: Mapped[datetime] = mapped_column(DateTime)
     reason: Mapped[str] = mapped_column(String(500), default="")
-    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True  # deleting a user looks here
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
     lifted_at: Mapped[datetime | None] = mapped_column(DateTime)
 
@@ -96,7 +100,9 @@ class IpBlock(Base):
     ip: Mapped[str] = mapped_column(String(45), index=True)
     until: Mapped[datetime] = mapped_column(DateTime)
     reason: Mapped[str] = mapped_column(String(500), default="")
-    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True  # deleting a user looks here
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
     lifted_at: Mapped[datetime | None] = mapped_column(DateTime)
 
@@ -190,4 +196,6 @@ class Backup(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     row_counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     schema_revision: Mapped[str] = mapped_column(String(32))
-    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True  # deleting a user looks here
+    )

@@ -18,7 +18,7 @@ from electro import clock
 from electro.config import Settings
 from electro.models import AccountBlock, IpBlock, User, UserSession
 from electro.services import events, sessions
-from electro.services.mail import send_mail
+from electro.services.mail import send_mails
 
 MAX_REASON = 500
 
@@ -62,9 +62,11 @@ async def block_accounts(
     ])
     found = [owner.id for owner in owners]
     ended = await sessions.end_sessions(db, UserSession.user_id.in_(found), "blocked")
-    for owner in owners:  # queued in this transaction (no round trip per mail)
-        await send_mail(db, settings, owner.email, "account_blocked", username=owner.username,
-                        until=until.strftime("%Y-%m-%d %H:%M UTC"), reason=reason)
+    until_text = until.strftime("%Y-%m-%d %H:%M UTC")
+    await send_mails(db, settings, "account_blocked", [
+        (owner.email, {"username": owner.username, "until": until_text, "reason": reason})
+        for owner in owners
+    ])
     await events.record(db, "admin_block_accounts", actor_id=actor_id, ids=found,
                         until=until.isoformat(), reason=reason, ended=ended)
     return len(found)
