@@ -21,7 +21,7 @@ from electro.security.csrf import check_csrf, csrf_token
 from electro.security.headers import is_private_path, security_headers
 from electro.security.passwords import Passwords
 from electro.security.ratelimit import AtomicRateLimiter, client_key, make_store
-from electro.web import Runtime, close_db, errors, finish_db, runtime, shop, system
+from electro.web import Runtime, admin, close_db, errors, finish_db, runtime, shop, system
 
 PACKAGE = Path(__file__).parent
 STATIC = PACKAGE.parent / "static"
@@ -67,7 +67,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     app.after_request(finish_db)
     app.teardown_appcontext(close_db)
     errors.register_error_handlers(app)
-    for blueprint in (shop.bp, system.bp):
+    for blueprint in (shop.bp, system.bp, admin.bp):
         app.register_blueprint(blueprint)
     # while_serving generators unwind in reverse: jobs stop before the engine is disposed.
     app.while_serving(_database)

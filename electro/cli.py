@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import func, insert, select
@@ -81,14 +79,17 @@ async def seed_demo(products: int, only_if_empty: bool) -> None:
         await engine.dispose()
 
 
-async def export_events(path: Path, since: datetime | None) -> None:
+async def export_events(path: Path, options: dict[str, str]) -> None:
+    """The same filter and JSON stream as the admin's events export, written to ``path``."""
     settings = load_settings()
+    f = events.parse_filter(options)
     engine = make_engine(settings.database)
     try:
         async with make_sessionmaker(engine)() as db:
-            rows = await events.export(db, since)
-        await asyncio.to_thread(path.write_text, json.dumps(rows, indent=1))
-        print(f"wrote {len(rows)} events to {path}")
+            with path.open("w", encoding="utf-8") as out:
+                async for chunk in events.export_json(db, f):
+                    await asyncio.to_thread(out.write, chunk)
+        print(f"wrote the events to {path}")
     finally:
         await engine.dispose()
 
@@ -126,7 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ev_sub = ev.add_subparsers(dest="events_command", required=True)
     exp = ev_sub.add_parser("export", help="write events as a JSON array")
     exp.add_argument("--output", type=Path, default=Path("events.json"))
-    exp.add_argument("--since", type=datetime.fromisoformat, default=None)
+    for name in ("type", "actor", "ip", "since", "until"):
+        exp.add_argument(f"--{name}", default="", help="filter as on /admin/events")
     args = parser.parse_args(argv)
     try:
         if args.command == "init-db":
@@ -136,9 +138,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "serve":
             serve(args.bind, args.workers)
         elif args.command == "events":
-            asyncio.run(export_events(args.output, args.since))
+            asyncio.run(export_events(args.output, {
+                name: getattr(args, name) for name in ("type", "actor", "ip", "since", "until")}))
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except events.FilterError as exc:
+        print(f"bad filter: {exc}", file=sys.stderr)
         return 2
     return 0
 
