@@ -128,7 +128,7 @@ def parse_filter(args: Mapping[str, str]) -> EventFilter:
                        ip=args.get("ip", "").strip()[:45], since=since, until=until)
 
 
-def filtered(f: EventFilter) -> Select[tuple[Event]]:
+def filtered(f: EventFilter) -> Select[Event]:
     """The one place the filter becomes SQL (viewer, export and CLI share it); newest first."""
     query = select(Event)
     if f.type:
