@@ -18,6 +18,7 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/electro init-db
+	$(BIN)/electro create-admin --username admin --email admin@electro.example --generate-if-no-admin
 	$(BIN)/electro seed-demo --if-empty
 	$(BIN)/electro serve --bind 127.0.0.1:5000
 
@@ -33,7 +34,8 @@ test: $(STAMP)
 	fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check electro tests
+	$(BIN)/ruff check electro tests $(wildcard bench)
+	$(BIN)/mypy electro
 
 # Every bench/bench_*.py prints its own table; each starts and stops what it measures.
 bench: $(STAMP)

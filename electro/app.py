@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,21 @@ from electro.security.csrf import check_csrf, csrf_token
 from electro.security.headers import is_private_path, security_headers
 from electro.security.passwords import Passwords
 from electro.security.ratelimit import AtomicRateLimiter, client_key, make_store
-from electro.web import Runtime, admin, close_db, errors, finish_db, runtime, shop, system
+from electro.web import (
+    Runtime,
+    account,
+    admin,
+    auth,
+    close_db,
+    errors,
+    finish_db,
+    recovery,
+    register,
+    runtime,
+    search,
+    shop,
+    system,
+)
 
 PACKAGE = Path(__file__).parent
 STATIC = PACKAGE.parent / "static"
@@ -67,8 +81,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     app.after_request(finish_db)
     app.teardown_appcontext(close_db)
     errors.register_error_handlers(app)
-    for blueprint in (shop.bp, system.bp, admin.bp):
-        app.register_blueprint(blueprint)
+    for area in (shop, search, auth, account, register, recovery, system, admin):
+        app.register_blueprint(area.bp)
     # while_serving generators unwind in reverse: jobs stop before the engine is disposed.
     app.while_serving(_database)
     app.while_serving(tasks.run_while_serving)
@@ -82,7 +96,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     return app
 
 
-async def _database() -> AsyncIterator[None]:
+async def _database() -> AsyncGenerator[None, None]:
     rt = runtime()
     rt.engine = make_engine(rt.settings.database)
     rt.sessions = make_sessionmaker(rt.engine)

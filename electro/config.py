@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +53,13 @@ class Settings:
     argon2_parallelism: int = 4
     hash_concurrency: int = 2
     event_retention_days: int = 180
-    disallowed_words_file: str = ""
+    disallowed_words_file: str = ""  # empty: the shipped electro/data/disallowed-words.txt
+    search_cache_seconds: float = 2.0  # how stale cached search results and trending may be
     max_content_length: int = 16 * 1024 * 1024
     body_timeout_seconds: int = 30
     job_interval_seconds: float = 30.0
+    # Read by `electro create-admin` only (empty: it prompts); kept out of repr and logs.
+    admin_password: str = field(default="", repr=False)
 
     @property
     def database(self) -> str:

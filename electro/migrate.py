@@ -12,6 +12,14 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Search-index objects (FTS5 table and its shadow tables on SQLite, tsvector side table on
+# PostgreSQL, the catalogue version row) are dialect-specific DDL with no ORM model.
+SEARCH_INDEX_PREFIX = "products_fts"
+
+
+def include_name(name: str | None, type_: str, _parents: Any) -> bool:
+    """Alembic filter: leave the search-index objects out of model comparisons."""
+    return not (type_ in ("table", "index") and (name or "").startswith(SEARCH_INDEX_PREFIX))
 
 
 def alembic_config(connection: Any = None) -> Config:

@@ -124,6 +124,12 @@ class Product(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now, onupdate=clock.now)
     version: Mapped[int] = mapped_column(Integer, default=1)
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's API
+    # A category page sorted by any of these reads its rows in index order (migration 0002).
+    __table_args__ = (
+        Index("ix_products_category_name", category_id, name, id),
+        Index("ix_products_category_company", category_id, company, id),
+        Index("ix_products_category_price", category_id, price_cents, id),
+    )
 
 
 class SearchRecord(Base):

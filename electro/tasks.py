@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from quart import current_app
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from electro.config import Settings
-from electro.services import events, mail, sessions
+from electro.services import blocking, events, keys, mail, sessions
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +40,15 @@ JOBS: list[Job] = [
     mail.deliver_due,
     in_transaction(sessions.purge_expired),
     in_transaction(event_retention),
+    in_transaction(keys.purge_expired_keys),
+    in_transaction(blocking.lift_due_blocks),
 ]
 
 
-async def run_jobs_once(sessions: Sessions, settings: Settings) -> None:
-    for job in JOBS:
+async def run_jobs_once(
+    sessions: Sessions, settings: Settings, jobs: list[Job] | None = None
+) -> None:
+    for job in JOBS if jobs is None else jobs:
         try:
             await job(sessions, settings)
         except Exception:  # one failing job must not stop the others or the loop
@@ -54,20 +58,29 @@ async def run_jobs_once(sessions: Sessions, settings: Settings) -> None:
 async def _loop(
     sessions: Sessions, settings: Settings, stop: asyncio.Event, wake: asyncio.Event
 ) -> None:
+    """Every job once per interval (the first round one interval after start); in between, a
+    wake-up (a request queued mail) runs the outbox alone, so keys arrive at once."""
+    loop = asyncio.get_running_loop()
+    next_round = loop.time() + settings.job_interval_seconds
     while not stop.is_set():
-        wake.clear()
-        await run_jobs_once(sessions, settings)
-        # Sleep until the interval passes, a request queues mail (wake), or shutdown (stop).
         waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
         try:
-            await asyncio.wait(waiters, timeout=settings.job_interval_seconds,
+            await asyncio.wait(waiters, timeout=max(0.0, next_round - loop.time()),
                                return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
                 waiter.cancel()
+        if stop.is_set():
+            return
+        wake.clear()
+        if loop.time() >= next_round:
+            await run_jobs_once(sessions, settings)
+            next_round = loop.time() + settings.job_interval_seconds
+        else:
+            await run_jobs_once(sessions, settings, [mail.deliver_due])
 
 
-async def run_while_serving() -> AsyncIterator[None]:
+async def run_while_serving() -> AsyncGenerator[None, None]:
     """Quart ``while_serving`` hook: start the runner, and on shutdown let the current round
     finish (a transaction is never cut mid-query), cancelling only if it overruns the grace."""
     rt = current_app.extensions["electro"]

@@ -28,6 +28,7 @@ from electro.migrate import upgrade
 from electro.models import User
 from electro.services import sessions
 
+pytest_plugins = ["tests.browser"]
 PG_URL = os.environ.get("ELECTRO_TEST_DATABASE_URL", "")
 IN_CI = os.environ.get("CI") == "true"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 from dataclasses import replace
 from datetime import timedelta
@@ -104,3 +105,23 @@ async def test_a_rolled_back_request_sends_nothing(app: Any, client: Any,
     assert (await client.post("/probe-fail")).status_code == 400
     assert await mail.deliver_due(rt.sessions, rt.settings) == 0
     assert mailbox.to("r@example.com") == []
+
+
+async def test_the_runner_waits_an_interval_before_its_first_full_round(
+    settings_overrides: dict[str, Any],
+) -> None:
+    from electro.app import create_app
+
+    settings_overrides["job_interval_seconds"] = 0.05
+    app = create_app(settings_overrides)
+    async with app.test_app():
+        rt = _runtime(app)
+        async with rt.sessions.begin() as db:
+            await mail.send_mail(db, rt.settings, "t@example.com", "test", username="T")
+        for _ in range(100):  # nothing woke it: only the interval's round can send it
+            async with rt.sessions() as db:
+                if (await db.scalar(select(OutboxMail.status))) == "sent":
+                    break
+            await asyncio.sleep(0.02)
+        async with rt.sessions() as db:
+            assert await db.scalar(select(OutboxMail.status)) == "sent"

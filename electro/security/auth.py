@@ -71,8 +71,8 @@ async def current_account() -> SignedIn | None:
 
 async def load_account() -> None:
     """before_request: every request with a session cookie re-checks it (A5), and templates
-    see ``g.account``."""
-    g.account = await current_account()
+    see ``g.account``. Static files need no account: no query for them."""
+    g.account = None if request.endpoint == "static" else await current_account()
 
 
 def sign_in(token: str) -> None:

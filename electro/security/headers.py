@@ -8,7 +8,8 @@ CSP = (
     "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
     "form-action 'self'; img-src 'self' data:; style-src 'self'"
 )
-PRIVATE_PREFIXES = ("/account", "/admin", "/login", "/logout", "/register", "/password")
+PRIVATE_PREFIXES = ("/account", "/admin", "/login", "/logout", "/register", "/password",
+                    "/activate")
 
 
 def is_private_path(path: str) -> bool:

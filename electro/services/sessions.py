@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import ColumnElement, Exists, and_, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from electro import clock
 from electro.config import Settings
@@ -39,7 +40,9 @@ class Refused:
     user_id: int | None = None
 
 
-def account_blocked(user_id: object, now: datetime) -> object:
+def account_blocked(
+    user_id: ColumnElement[int] | InstrumentedAttribute[int] | int, now: datetime
+) -> Exists:
     """SQL condition: the account has a block in force (the date decides, not the lift job)."""
     return exists().where(
         AccountBlock.user_id == user_id,
@@ -48,7 +51,7 @@ def account_blocked(user_id: object, now: datetime) -> object:
     )
 
 
-def ip_blocked(ip: str, now: datetime) -> object:
+def ip_blocked(ip: str, now: datetime) -> Exists:
     return exists().where(IpBlock.ip == ip, IpBlock.lifted_at.is_(None), IpBlock.until > now)
 
 

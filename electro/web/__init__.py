@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from quart import Response, current_app, g, make_response, render_template, request
+from quart import Response, current_app, g, render_template, request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from electro.config import Settings
@@ -66,17 +66,19 @@ async def close_db(_exc: BaseException | None) -> None:
 
 
 def is_htmx() -> bool:
-    """A fragment is wanted: htmx sent it, and it is not restoring history (needs the page)."""
+    """A fragment is wanted: htmx sent it, and it is neither restoring history nor following a
+    boosted link (both swap the whole body, so they need the page)."""
     return (
         request.headers.get("HX-Request") == "true"
         and request.headers.get("HX-History-Restore-Request") != "true"
+        and request.headers.get("HX-Boosted") != "true"
     )
 
 
 async def render(page: str, fragment: str, status: int = 200, **context: Any) -> Response:
     """The whole page, or for htmx only the fragment that the page includes."""
     body = await render_template(fragment if is_htmx() else page, **context)
-    response = await make_response(body, status)
+    response = Response(body, status)
     response.headers.add("Vary", "HX-Request")
     return response
 

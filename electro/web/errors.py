@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 
-from quart import Quart, Response, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from quart import Quart, Response, g, request
+from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed
 
 from electro.security.csrf import CsrfError
 from electro.services import events
@@ -34,11 +34,22 @@ MESSAGES = {
 }
 
 
+async def _abandon_request_transaction() -> None:
+    """Roll the failed request's work back now, not after the response: on SQLite its open
+    write would hold the database lock while the event below waits for it. Loaded objects are
+    detached first so the error page can still read them (``account.user``)."""
+    request_db = g.get("db")
+    if request_db is not None:
+        request_db.expunge_all()
+        await request_db.rollback()
+
+
 async def _record(status: int, detail: str) -> None:
     sessions = runtime().sessions
     if sessions is None:
         return
     try:
+        await _abandon_request_transaction()
         async with sessions.begin() as session:
             await events.record(
                 session, EVENT_TYPES.get(status, f"http_{status}"),
@@ -59,7 +70,7 @@ async def handle_http_error(error: HTTPException) -> Response:
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
-    if status == 405 and isinstance(error.valid_methods, list | tuple | set):
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
         response.headers["Allow"] = ", ".join(sorted(error.valid_methods))
     return response
 

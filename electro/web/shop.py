@@ -1,16 +1,53 @@
-"""Shop pages."""
+"""Catalogue pages (S1): home, a category's products (sorted, paginated), one product."""
 
 from __future__ import annotations
 
-from quart import Blueprint, Response
+from markupsafe import Markup
+from quart import Blueprint, Response, abort, request
 
 from electro.services import catalog
 from electro.web import db, render
+from electro.web.search import cache
 
 bp = Blueprint("shop", __name__)
+
+
+def _page_number(raw: str | None) -> int:
+    """Any text: a page number the service clamps (junk means the first page)."""
+    try:
+        return int(raw or 1)
+    except ValueError:
+        return 1
 
 
 @bp.get("/")
 async def index() -> Response:
     categories = await catalog.categories_with_counts(db())
-    return await render("index.html", "partials/categories.html", categories=categories)
+    return await render(
+        "index.html", "partials/categories.html", categories=categories,
+        trending_html=Markup(await cache().trending()),  # noqa: S704 - our own rendered fragment
+    )
+
+
+@bp.get("/categories/<int:category_id>")
+async def category(category_id: int) -> Response:
+    args = request.args
+    try:
+        listing = await catalog.category_page(
+            db(), category_id, args.get("sort", "name"), args.get("dir", "asc"),
+            _page_number(args.get("page")),
+        )
+    except catalog.NotFound:
+        abort(404)
+    return await render("category.html", "partials/product_rows.html", listing=listing)
+
+
+@bp.get("/products/<int:product_id>")
+async def product(product_id: int) -> Response:
+    try:
+        item, item_category = await catalog.product(db(), product_id)
+    except catalog.NotFound:
+        abort(404)
+    return await render(
+        "product.html", "partials/product.html", product=item, category=item_category
+    )

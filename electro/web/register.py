@@ -1,0 +1,188 @@
+"""Registration with live field validation, its key confirmation, and account activation
+(SPEC A1, A2, A8). Form errors answer 200 in this area, so the request's transaction commits what
+a refusal must keep (wrong-try counters, events)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from quart import Blueprint, Response, request, session
+from quart_rate_limiter import RateLimit, rate_limit
+from werkzeug.exceptions import NotFound
+
+from electro.services import keys, registration
+from electro.services.registration import FIELDS, Conflict, FormProblems
+from electro.web import client_ip, db, render, runtime
+
+bp = Blueprint("register", __name__)
+
+# Tight limits per client address on everything that takes a form or a key (A10).
+SUBMIT = rate_limit(limits=[RateLimit(10, timedelta(minutes=1)),
+                            RateLimit(50, timedelta(hours=1))])
+VALIDATE = rate_limit(60, timedelta(minutes=1))
+# The pending registration this browser submitted: wrong keys typed here are charged to it.
+PENDING = "pending_reg"
+
+
+def minutes() -> str:
+    """How long a mailed key works, for the pages that mention it."""
+    return f"{runtime().settings.key_ttl_minutes} minutes"
+
+
+def key_refused() -> str:
+    return (f"This key does not work: it may be mistyped, already used or expired (keys last "
+            f"{minutes()}). Check the latest mail, or start again.")
+
+
+@dataclass(frozen=True)
+class KeyPage:
+    title: str
+    intro: str
+    action: str
+    button: str
+
+
+REGISTER_KEY = KeyPage("Confirm your registration",
+                       "Enter the key from the e-mail we sent you; the account is created then.",
+                       "/register/confirm", "Create my account")
+ACTIVATE_KEY = KeyPage("Activate your account", "Enter the key from the activation e-mail.",
+                       "/activate/confirm", "Activate my account")
+
+
+def origin() -> dict[str, str]:
+    """Where the request came from, for the events the services record."""
+    return {"ip": client_ip(), "path": request.path}
+
+
+async def form_values(*names: str) -> dict[str, str]:
+    data = await request.form
+    return {name: data.get(name, "") for name in names}
+
+
+async def key_page(page: KeyPage, key: str = "", message: str | None = None) -> Response:
+    return await render("key_confirm.html", "partials/key_form.html", title=page.title,
+                        intro=page.intro, action=page.action, button=page.button, key=key,
+                        message=message)
+
+
+async def notice(title: str, message: str, link: str = "", link_text: str = "") -> Response:
+    return await render("notice.html", "partials/notice.html", title=title, message=message,
+                        link=link, link_text=link_text)
+
+
+def _echo(form: dict[str, str]) -> dict[str, str]:
+    """What the re-rendered form shows again: never the passwords."""
+    return {"username": form.get("username", ""), "email": form.get("email", "")}
+
+
+@bp.get("/register")
+async def register_page() -> Response:
+    return await render("register.html", "partials/register_form.html", form={}, errors={})
+
+
+@bp.post("/register")
+@SUBMIT
+async def register() -> Response:
+    form = await form_values(*FIELDS)
+    rt = runtime()
+    try:
+        pending_id = await registration.start(db(), rt.settings, rt.passwords, form, origin(),
+                                              replaces=session.get(PENDING))
+    except FormProblems as exc:
+        return await render("register.html", "partials/register_form.html", form=_echo(form),
+                            errors=exc.problems)
+    session[PENDING] = pending_id
+    # The same words whether or not the address has an account (A1: no enumeration).
+    return await notice(
+        "Check your mail",
+        "We sent a message to the address you gave. Enter the key it contains within "
+        f"{minutes()} to create your account.",
+        "/register/confirm", "Enter the key",
+    )
+
+
+@bp.post("/register/validate/<field>")
+@VALIDATE
+async def validate(field: str) -> Response:
+    """One field's error element for htmx (the whole form page without htmx)."""
+    if field not in FIELDS:
+        raise NotFound()
+    form = await form_values(*FIELDS)
+    message = await registration.field_problem(db(), runtime().settings, field, form,
+                                               session.get(PENDING))
+    return await render("register.html", "partials/field_error.html", field=field,
+                        message=message, form=_echo(form), errors={field: message})
+
+
+@bp.get("/register/confirm")
+async def register_confirm_page() -> Response:
+    # Only a form: link scanners prefetch GETs, so a GET never creates the account.
+    return await key_page(REGISTER_KEY, request.args.get("key", ""))
+
+
+@bp.post("/register/confirm")
+@SUBMIT
+async def register_confirm() -> Response:
+    key = (await form_values("key"))["key"].strip()
+    try:
+        user = await registration.confirm(db(), runtime().settings, key, session.get(PENDING),
+                                          origin())
+    except keys.KeyRefused as refused:
+        if refused.ended:
+            session.pop(PENDING, None)
+            return await notice("Registration ended",
+                                "Too many wrong keys: this registration has ended. Please "
+                                "register again.", "/register", "Register again")
+        return await key_page(REGISTER_KEY, message=key_refused())
+    except Conflict as exc:
+        session.pop(PENDING, None)
+        return await notice("Registration not finished", exc.message, "/register",
+                            "Register again")
+    session.pop(PENDING, None)
+    # Not signed in automatically: the key proves the mailbox, the password proves the person.
+    return await notice("Your account is ready",
+                        f"Welcome, {user.username}. Log in with your username or e-mail "
+                        "address and your password.", "/login", "Log in")
+
+
+@bp.get("/activate")
+async def activate_page() -> Response:
+    return await _activate_form()
+
+
+async def _activate_form(email: str = "", message: str | None = None) -> Response:
+    return await render("email_request.html", "partials/email_form.html",
+                        title="Activate your account",
+                        intro="Enter your account's e-mail address; we send it an activation "
+                              "key.",
+                        action="/activate", button="Send the key", email=email, message=message)
+
+
+@bp.post("/activate")
+@SUBMIT
+async def activate_request() -> Response:
+    email = (await form_values("email"))["email"]
+    try:
+        await registration.request_activation(db(), runtime().settings, email, origin())
+    except FormProblems as exc:
+        return await _activate_form(email, exc.problems["email"])
+    return await notice("Check your mail",
+                        "If an inactive account uses this address, we sent it an activation "
+                        f"key, valid for {minutes()}.", "/activate/confirm", "Enter the key")
+
+
+@bp.get("/activate/confirm")
+async def activate_confirm_page() -> Response:
+    return await key_page(ACTIVATE_KEY, request.args.get("key", ""))
+
+
+@bp.post("/activate/confirm")
+@SUBMIT
+async def activate_confirm() -> Response:
+    key = (await form_values("key"))["key"].strip()
+    try:
+        await registration.activate(db(), runtime().settings, key, origin())
+    except keys.KeyRefused:
+        return await key_page(ACTIVATE_KEY, message=key_refused())
+    return await notice("Your account is active", "You can log in now.", "/login", "Log in")

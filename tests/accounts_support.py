@@ -1,0 +1,53 @@
+"""Helpers for the log-in, account and blocking tests (kept out of the shared conftest)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import func, select
+
+from electro.models import Event, OutboxMail, User, UserSession
+from tests.conftest import TEST_PASSWORD, Client
+
+GENERIC = "The log-in name or password is not right"
+
+
+async def log_in(
+    client: Client, login: str, password: str = TEST_PASSWORD, **kwargs: Any
+) -> Any:
+    """Post the real /login form over https (the session cookie is Secure, as in production);
+    after a success the client picks up the rotated CSRF token."""
+    form = {"login": login, "password": password, **kwargs.pop("form", {})}
+    response = await client.post("/login", form, scheme="https", **kwargs)
+    if response.status_code == 302:
+        client.token = ""
+    return response
+
+
+async def events_of(app: Any, type_: str) -> list[Event]:
+    async with app.extensions["electro"].sessions() as db:
+        return list(await db.scalars(select(Event).where(Event.type == type_).order_by(Event.id)))
+
+
+async def user_row(app: Any, username: str) -> User:
+    async with app.extensions["electro"].sessions() as db:
+        user = await db.scalar(select(User).where(User.username == username))
+        assert user is not None
+        return user
+
+
+async def session_rows(app: Any, user_id: int) -> list[UserSession]:
+    async with app.extensions["electro"].sessions() as db:
+        return list(await db.scalars(
+            select(UserSession).where(UserSession.user_id == user_id).order_by(UserSession.id)))
+
+
+async def queued_mail(app: Any, template: str) -> int:
+    async with app.extensions["electro"].sessions() as db:
+        return int(await db.scalar(
+            select(func.count(OutboxMail.id)).where(OutboxMail.template == template)) or 0)
+
+
+def mask_csrf(page: str) -> str:
+    return re.sub(r'(name="csrf_token" value="|"X-CSRF-Token": ")[^"]+', r"\1MASKED", page)

@@ -1,0 +1,180 @@
+"""Browser test harness: the real app served by hypercorn in a subprocess, driven by Debian's
+Chromium through Playwright's async API (never ``playwright install``).
+
+Tests run on a function-scoped event loop, and a Playwright connection belongs to the loop that
+opened it, so every test launches its own Chromium: about 1.2 s (driver start, launch, close),
+plus about 1 s for the server. One Chromium shared over CDP still needs the driver per test and
+saved only ~0.3 s, not worth an orphanable process.
+
+Registered by ``pytest_plugins = ["tests.browser"]`` in tests/conftest.py. Use::
+
+    @pytest.mark.browser
+    async def test_x(live_server, page, browser_errors): ...
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+STARTUP_TIMEOUT_SECONDS = 15.0
+
+
+@dataclass
+class LiveServer:
+    url: str
+    env: dict[str, str]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def live_server_env(
+    database_url: str, tmp_path: Path, smtp_server: tuple[Any, int]
+) -> dict[str, str]:
+    """The server's ``ELECTRO_*`` environment; update it in a test before ``live_server``."""
+    return {
+        "ELECTRO_DATABASE_URL": database_url,
+        "ELECTRO_INSTANCE_DIR": str(tmp_path / "live-instance"),
+        "ELECTRO_SECRET_KEY": "test-secret-key-not-for-production",
+        "ELECTRO_COOKIE_SECURE": "0",
+        "ELECTRO_SMTP_HOST": "127.0.0.1",
+        "ELECTRO_SMTP_PORT": str(smtp_server[1]),
+        # Cheap argon2 parameters keep the suite fast; production keeps the library defaults.
+        "ELECTRO_ARGON2_TIME_COST": "1",
+        "ELECTRO_ARGON2_MEMORY_KIB": "1024",
+        "ELECTRO_ARGON2_PARALLELISM": "1",
+        "ELECTRO_RATE_LIMITS": "0",
+    }
+
+
+def _wait_until_healthy(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:  # noqa: S310
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.05)  # the server is still importing or binding
+    process.terminate()
+    process.wait(timeout=10)
+    pytest.fail(
+        f"the live server at {url} did not answer /healthz within {STARTUP_TIMEOUT_SECONDS} s "
+        f"(exit code {process.returncode}); its stderr:\n{log.read_text(errors='replace')}"
+    )
+
+
+@pytest.fixture
+def live_server(live_server_env: dict[str, str], tmp_path: Path) -> Iterator[LiveServer]:
+    """hypercorn serving ``electro.asgi:app`` on a free port, on this test's database."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "ELECTRO_BASE_URL": url, **live_server_env}
+    log = tmp_path / "live-server.log"
+    # A file, not a pipe: nobody reads a pipe while the test runs, and a full one blocks the server.
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hypercorn", "electro.asgi:app", "--bind", f"127.0.0.1:{port}"],
+            env=env,
+            stdout=stderr,
+            stderr=stderr,
+        )
+    try:
+        _wait_until_healthy(process, url, log)
+        yield LiveServer(url=url, env=env)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _require_chromium() -> None:
+    if CHROMIUM.exists():
+        return
+    reason = f"{CHROMIUM} is missing (apt-get install --no-install-recommends chromium)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; CI=true, so browser tests must run")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """A Chromium for this test (a Playwright connection cannot outlive its event loop)."""
+    _require_chromium()
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@pytest.fixture
+def browser_errors() -> list[str]:
+    """Console errors (CSP violations are reported as such) and uncaught page errors, from
+    ``page`` and ``js_disabled_page``; a test asserts it stays empty."""
+    return []
+
+
+def _watch(page: Any, errors: list[str]) -> None:
+    def on_console(message: Any) -> None:
+        if message.type == "error":
+            errors.append(f"console: {message.text} ({message.location.get('url', '')})")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: errors.append(f"pageerror: {error}"))
+
+
+@pytest.fixture
+async def page(browser: Any, browser_errors: list[str]) -> AsyncIterator[Any]:
+    context = await browser.new_context()
+    tab = await context.new_page()
+    _watch(tab, browser_errors)
+    yield tab
+    await context.close()
+
+
+@pytest.fixture
+async def js_disabled_page(browser: Any, browser_errors: list[str]) -> AsyncIterator[Any]:
+    """A page with JavaScript off, for progressive-enhancement tests (forms work without htmx)."""
+    context = await browser.new_context(java_script_enabled=False)
+    tab = await context.new_page()
+    _watch(tab, browser_errors)
+    yield tab
+    await context.close()
