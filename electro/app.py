@@ -24,6 +24,7 @@ from electro.security.ratelimit import AtomicRateLimiter, client_key, make_store
 from electro.web import (
     Runtime,
     account,
+    admin,
     admin_tables,
     auth,
     close_db,
@@ -81,7 +82,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     app.after_request(finish_db)
     app.teardown_appcontext(close_db)
     errors.register_error_handlers(app)
-    for area in (shop, search, auth, account, register, recovery, system, admin_tables):
+    for area in (shop, search, auth, account, register, recovery, admin, admin_tables,
+                 system):
         app.register_blueprint(area.bp)
     # while_serving generators unwind in reverse: jobs stop before the engine is disposed.
     app.while_serving(_database)

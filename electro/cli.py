@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import json
 import random
 import secrets
 import shutil
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import func, insert, select
@@ -163,14 +161,20 @@ async def create_admin(username: str, email: str, generate_if_no_admin: bool) ->
         await engine.dispose()
 
 
-async def export_events(path: Path, since: datetime | None) -> None:
+EVENT_FILTERS = ("type", "actor", "ip", "since", "until")  # as in the /admin/events URL
+
+
+async def export_events(path: Path, options: dict[str, str]) -> None:
+    """The same filter and JSON stream as the admin's events export, written to ``path``."""
     settings = load_settings()
+    f = events.parse_filter(options)
     engine = make_engine(settings.database)
     try:
         async with make_sessionmaker(engine)() as db:
-            rows = await events.export(db, since)
-        await asyncio.to_thread(path.write_text, json.dumps(rows, indent=1))
-        print(f"wrote {len(rows)} events to {path}")
+            with path.open("w", encoding="utf-8") as out:
+                async for chunk in events.export_json(db, f):
+                    await asyncio.to_thread(out.write, chunk)
+        print(f"wrote the events to {path}")
     finally:
         await engine.dispose()
 
@@ -269,7 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ev_sub = ev.add_subparsers(dest="events_command", required=True)
     exp = ev_sub.add_parser("export", help="write events as a JSON array")
     exp.add_argument("--output", type=Path, default=Path("events.json"))
-    exp.add_argument("--since", type=datetime.fromisoformat, default=None)
+    for name in EVENT_FILTERS:
+        exp.add_argument(f"--{name}", default="", help="filter as on /admin/events")
     bk = sub.add_parser("backup", help="snapshot every table into the instance's backups folder")
     bk.add_argument("path", nargs="?", type=Path, help="also copy the file here (file or folder)")
     rs = sub.add_parser("restore", help="replace every table with a backup (safety backup first)")
@@ -285,7 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "serve":
             serve(args.bind, args.workers)
         elif args.command == "events":
-            asyncio.run(export_events(args.output, args.since))
+            asyncio.run(export_events(args.output,
+                                      {name: getattr(args, name) for name in EVENT_FILTERS}))
         elif args.command == "backup":
             asyncio.run(backup(args.path))
         elif args.command == "restore":
@@ -295,6 +301,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except users.UserError as exc:
         print(f"not created: {exc}", file=sys.stderr)
+        return 2
+    except events.FilterError as exc:
+        print(f"bad filter: {exc}", file=sys.stderr)
         return 2
     except backups.BackupError as exc:
         print(f"{args.command} failed: {exc}", file=sys.stderr)

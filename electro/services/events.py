@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from electro import clock
-from electro.models import Event
+from electro.models import Event, User
 
 _SECRET_NAMES = re.compile(r"pass|key|token|secret|session|hash", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -73,11 +76,113 @@ def as_dict(event: Event) -> dict[str, Any]:
     }
 
 
-async def export(db: AsyncSession, since: datetime | None = None) -> list[dict[str, Any]]:
-    query = select(Event).order_by(Event.id)
-    if since is not None:
-        query = query.where(Event.created_at >= since)
-    return [as_dict(e) for e in (await db.scalars(query))]
+class FilterError(ValueError):
+    """An events filter value could not be understood; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """What the events viewer, its export and the CLI filter by (all optional)."""
+
+    type: str = ""
+    actor: str = ""  # a user id, or a name (the recorded actor or the account's username)
+    ip: str = ""
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+
+    def as_query(self) -> dict[str, str]:
+        """The filter as URL parameters (for page links and the export link)."""
+        values = {"type": self.type, "actor": self.actor, "ip": self.ip,
+                  "since": self.since.isoformat(timespec="minutes") if self.since else "",
+                  "until": self.until.isoformat(timespec="minutes") if self.until else ""}
+        return {name: value for name, value in values.items() if value}
+
+
+def _parse_time(name: str, raw: str, *, end_of_day: bool) -> datetime | None:
+    raw = raw.strip()
+    if not raw:
+        return None
+    try:
+        if len(raw) == 10:  # a bare date: since its start, until the end of that day
+            day = date.fromisoformat(raw)
+            return datetime.combine(day + timedelta(days=1 if end_of_day else 0), time.min)
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise FilterError(
+            f"{name!r} must be a date (2026-11-25) or a date and time (2026-11-25T14:30); "
+            f"got {clean_text(raw, 40)!r}"
+        ) from None
+    if moment.tzinfo is not None:  # stored times are naive UTC
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def parse_filter(args: Mapping[str, str]) -> EventFilter:
+    """Read a filter from URL parameters or CLI options; raises FilterError."""
+    since = _parse_time("since", args.get("since", ""), end_of_day=False)
+    until = _parse_time("until", args.get("until", ""), end_of_day=True)
+    if since is not None and until is not None and since >= until:
+        raise FilterError("'since' must be before 'until'")
+    return EventFilter(type=args.get("type", "").strip()[:64],
+                       actor=args.get("actor", "").strip()[:64],
+                       ip=args.get("ip", "").strip()[:45], since=since, until=until)
+
+
+def filtered(f: EventFilter) -> Select[Event]:
+    """The one place the filter becomes SQL (viewer, export and CLI share it); newest first."""
+    query = select(Event)
+    if f.type:
+        query = query.where(Event.type == f.type)
+    if f.actor:
+        by_name = or_(func.lower(Event.actor) == f.actor.lower(),
+                      Event.actor_id.in_(select(User.id).where(
+                          func.lower(User.username) == f.actor.lower())))
+        query = query.where(or_(Event.actor_id == int(f.actor), by_name)
+                            if f.actor.isdigit() and len(f.actor) < 10 else by_name)
+    if f.ip:
+        query = query.where(Event.ip == f.ip)
+    if f.since is not None:
+        query = query.where(Event.created_at >= f.since)
+    if f.until is not None:
+        query = query.where(Event.created_at < f.until)
+    return query.order_by(Event.created_at.desc(), Event.id.desc())
+
+
+@dataclass(frozen=True)
+class EventPage:
+    events: list[Event]
+    page: int
+    pages: int
+    total: int
+
+
+async def query(db: AsyncSession, f: EventFilter, page: int = 1, per_page: int = 50) -> EventPage:
+    """One page of the filtered events; ``page`` is clamped into 1..pages."""
+    base = filtered(f)
+    total = int(await db.scalar(select(func.count()).select_from(base.order_by(None).subquery()))
+                or 0)
+    pages = max(1, -(-total // per_page))
+    page = min(max(page, 1), pages)
+    rows = await db.scalars(base.limit(per_page).offset((page - 1) * per_page))
+    return EventPage(list(rows), page, pages, total)
+
+
+async def event_types(db: AsyncSession) -> list[str]:
+    """The types present in the log (suggestions for the filter)."""
+    return list(await db.scalars(select(Event.type).distinct().order_by(Event.type)))
+
+
+async def export_json(db: AsyncSession, f: EventFilter, batch: int = 1000) -> AsyncIterator[str]:
+    """The filtered events as one JSON array, streamed in chunks of ``batch`` events, so memory
+    does not grow with the log (a server-side cursor on PostgreSQL)."""
+    result = await db.stream_scalars(filtered(f).execution_options(yield_per=batch))
+    yield "["
+    first = True
+    async for chunk in result.partitions(batch):
+        text = ",\n".join(json.dumps(as_dict(e)) for e in chunk)
+        yield text if first else ",\n" + text
+        first = False
+    yield "]\n"
 
 
 async def apply_retention(db: AsyncSession, days: int) -> int:
