@@ -54,6 +54,9 @@ def server(env: dict[str, str], workers: int = 1) -> Iterator[int]:
     try:
         _wait_ready(port, proc, log)
         yield port
+    except BaseException:
+        print(f"server log (tail):\n{log.read_text()[-4000:]}", file=sys.stderr)
+        raise
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # the server and its workers, nothing else
         proc.wait(timeout=15)

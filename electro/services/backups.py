@@ -55,6 +55,7 @@ from sqlalchemy import (
     select,
     text,
     type_coerce,
+    update,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
@@ -63,6 +64,7 @@ from electro import clock, models
 from electro.config import Settings
 from electro.db import Base
 from electro.migrate import current_revision, head_revision
+from electro.models import OneTimeKey, UserSession
 from electro.services import events
 
 FORMAT = "electro-backup"
@@ -626,9 +628,22 @@ async def _reset_sequences(conn: AsyncConnection, tables: list[Table]) -> None:
 
 
 async def _after_restore(conn: AsyncConnection) -> None:
-    """Bring the search index (migration 0002) in line with the restored rows: SQLite's FTS5
-    index is rebuilt (its triggers follow row by row; a rebuild after a bulk replace is the sure
-    way), and the catalogue version moves on so no worker serves a cached result from before."""
+    """Make the restored rows safe and consistent to serve.
+
+    Sessions and one-time keys are credentials: a snapshot holds some that were ended or used
+    after it was taken, and restoring them must not bring them back to life. So every restored
+    session ends (everyone signs in again, the restoring admin too) and every unused key is
+    spent (keys in flight are asked for again). The search index (migration 0002) is brought
+    in line: SQLite's FTS5 index is rebuilt (a rebuild after a bulk replace is the sure way)
+    and the catalogue version moves on, so no worker serves a cached result from before."""
+    now = clock.now()
+    await conn.execute(
+        update(UserSession).where(UserSession.ended_at.is_(None))
+        .values(ended_at=now, end_reason="restore")
+    )
+    await conn.execute(
+        update(OneTimeKey).where(OneTimeKey.used_at.is_(None)).values(used_at=now)
+    )
     if conn.dialect.name == "sqlite":
         await conn.execute(text("INSERT INTO products_fts(products_fts) VALUES('rebuild')"))
     await conn.execute(text("UPDATE products_fts_version SET version = version + 1"))
