@@ -5,13 +5,8 @@ database (and into a scratch PostgreSQL database when one is reachable at ELECTR
 by default postgresql+asyncpg://electro@127.0.0.1:5432/test). On the first group it times
 deactivate, activate, send test e-mail and delete; on the second, block until a date, lift the
 blocks and delete accounts that carry (lifted) blocks. Each action runs in its own transaction,
-commit included.
-
-Two rows are slow for reasons outside the admin tables, named in the report: block_accounts
-(the blocking service queues each owner's notice through send_mail one by one), and deleting
-accounts with blocks (account_blocks.created_by_id, like ip_blocks.created_by_id,
-backups.created_by_id and one_time_keys.user_id, is a foreign key without an index, so each
-deleted account makes the database scan it; with those indexes the delete takes ~0.25 s).
+commit included. Blocking queues one notice mail per owner (one multi-row INSERT), and deleting
+accounts with blocks relies on migration 0003's indexes on the columns that refer to users.
 """
 
 from __future__ import annotations
