@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from aiosmtpd.controller import Controller
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -259,3 +260,22 @@ async def user_client(app: Any) -> Client:
     client = Client(app)
     await sign_in(app, client, await make_user(app, "ann"))
     return client
+
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """The Redis URL, or skip (fail under CI=true) when the server is not reachable."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        reason = f"Redis not reachable at {REDIS_URL}: {exc}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    finally:
+        client.close()
+    yield REDIS_URL

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import uuid
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from quart_rate_limiter import (
 )
 from sqlalchemy import func, select
 
+from electro.app import create_app
 from electro.models import Event
 
 
@@ -61,3 +64,22 @@ async def test_the_fourth_request_gets_one_retry_after_and_a_page_or_fragment(
             select(func.count(Event.id)).where(Event.type == "excess_rate_limit_exceeded")
         )
     assert recorded == 2
+
+
+@pytest.mark.redis
+async def test_two_app_instances_sharing_redis_let_exactly_three_of_twenty_through(
+    settings_overrides: dict[str, Any], redis_url: str
+) -> None:
+    """Two workers (two whole apps) with one Redis: 20 simultaneous requests from one address
+    against 3 a minute. quart-rate-limiter's own RedisStore let all 20 through."""
+    settings_overrides["redis_url"] = redis_url
+    workers = [create_app(settings_overrides) for _ in range(2)]
+    # A fresh address per run keeps this test's Redis keys apart from earlier runs'.
+    address = (f"198.18.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250 + 1}", 4000)
+    async with workers[0].test_app() as first, workers[1].test_app() as second:
+        clients = [first.test_client(), second.test_client()]
+        responses = await asyncio.gather(
+            *(clients[n % 2].get("/", scope_base={"client": address}) for n in range(20))
+        )
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200] * 3 + [429] * 17
