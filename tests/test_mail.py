@@ -33,6 +33,7 @@ async def test_queued_mail_is_delivered_over_smtp(app: Any, mailbox: Mailbox) ->
     async with rt.sessions() as db:
         row = await db.scalar(select(OutboxMail))
     assert row is not None and row.status == "sent" and row.attempts == 1
+    assert row.body == ""  # a body may hold a clear key: not kept once sent
 
 
 async def test_smtp_outage_delays_mail_and_loses_nothing(app: Any, mailbox: Mailbox) -> None:

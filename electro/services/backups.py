@@ -52,6 +52,7 @@ from sqlalchemy import (
     Table,
     func,
     insert,
+    literal,
     select,
     text,
     type_coerce,
@@ -64,7 +65,7 @@ from electro import clock, models
 from electro.config import Settings
 from electro.db import Base
 from electro.migrate import current_revision, head_revision
-from electro.models import OneTimeKey, UserSession
+from electro.models import OneTimeKey, OutboxMail, UserSession
 from electro.services import events
 
 FORMAT = "electro-backup"
@@ -129,6 +130,11 @@ class Manifest:
 class Restored:
     manifest: Manifest
     safety_backup: models.Backup  # what the database held just before the restore
+
+
+# Columns a backup does not keep (written empty): a queued mail's body may hold a clear one-time
+# key, and backups never hold a clear key. A restore spends every key anyway (_after_restore).
+NOT_KEPT = {"outbox": frozenset({"body"})}
 
 
 def snapshot_tables() -> list[Table]:
@@ -275,8 +281,11 @@ async def _dump_table(
     """Stream one table into its member: the next batch is fetched while a thread encodes and
     compresses the current one."""
     writer = await asyncio.to_thread(_MemberWriter, archive, f"{table.name}.jsonl.gz")
+    not_kept = NOT_KEPT.get(table.name, frozenset())
     columns = [
-        type_coerce(c, String) if _stored_as_text(c, conn.dialect) else c for c in table.columns
+        literal("").label(c.name) if c.name in not_kept
+        else type_coerce(c, String) if _stored_as_text(c, conn.dialect) else c
+        for c in table.columns
     ]
     rows = 0
     writing: asyncio.Future[None] | None = None
@@ -632,8 +641,9 @@ async def _after_restore(conn: AsyncConnection) -> None:
 
     Sessions and one-time keys are credentials: a snapshot holds some that were ended or used
     after it was taken, and restoring them must not bring them back to life. So every restored
-    session ends (everyone signs in again, the restoring admin too) and every unused key is
-    spent (keys in flight are asked for again). The search index (migration 0002) is brought
+    session ends (everyone signs in again, the restoring admin too), every unused key is spent
+    (keys in flight are asked for again) and mail still queued in the snapshot is not sent (its
+    body was not kept). The search index (migration 0002) is brought
     in line: SQLite's FTS5 index is rebuilt (a rebuild after a bulk replace is the sure way)
     and the catalogue version moves on, so no worker serves a cached result from before."""
     now = clock.now()
@@ -643,6 +653,10 @@ async def _after_restore(conn: AsyncConnection) -> None:
     )
     await conn.execute(
         update(OneTimeKey).where(OneTimeKey.used_at.is_(None)).values(used_at=now)
+    )
+    await conn.execute(  # their bodies were not kept (NOT_KEPT), and their keys are spent
+        update(OutboxMail).where(OutboxMail.status == "pending")
+        .values(status="failed", last_error="not sent: restored from a backup")
     )
     if conn.dialect.name == "sqlite":
         await conn.execute(text("INSERT INTO products_fts(products_fts) VALUES('rebuild')"))

@@ -4,7 +4,8 @@
 change that caused it was committed. The sender job claims due rows with a lease (an atomic
 UPDATE, safe with one runner per worker), delivers them with aiosmtplib, or as ``.eml`` files
 when no SMTP host is configured, and retries failures with exponential backoff: an SMTP outage
-delays mail but never loses it.
+delays mail but never loses it. A body may hold a clear one-time key, so it is kept only until
+the mail is sent (or given up).
 """
 
 from __future__ import annotations
@@ -148,9 +149,12 @@ async def deliver_due(sessions: async_sessionmaker[AsyncSession], settings: Sett
                 "status": "failed" if failed else "pending",
                 "next_attempt_at": clock.now() + backoff(mail.attempts),
             }
+            if failed:
+                values["body"] = ""  # see below
         else:
             sent += 1
-            values = {"status": "sent", "sent_at": clock.now(), "last_error": ""}
+            # The body may hold a clear one-time key: once the mail is out, it is not kept.
+            values = {"status": "sent", "sent_at": clock.now(), "last_error": "", "body": ""}
         async with sessions.begin() as db:
             await db.execute(update(OutboxMail).where(OutboxMail.id == mail.id).values(**values))
     return sent
