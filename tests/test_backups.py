@@ -486,6 +486,12 @@ async def test_restore_brings_the_search_index_and_catalogue_version_along(
     async with make_sessionmaker(engine)() as db:
         assert len((await search.search(db, "phone", limit=100)).hits) == 30
         assert await search.catalogue_version(db) > version_before
+    # The index's triggers, paused for the bulk load, keep it up to date again.
+    async with make_sessionmaker(engine).begin() as db:
+        category_id = await db.scalar(select(Category.id))
+        db.add(Product(name="Gramophone", category_id=category_id, price_cents=1))
+    async with make_sessionmaker(engine)() as db:
+        assert [hit.name for hit in (await search.search(db, "gramophone")).hits] == ["Gramophone"]
 
 
 async def test_restore_revives_no_session_and_no_key(

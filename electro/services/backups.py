@@ -66,7 +66,7 @@ from electro.config import Settings
 from electro.db import Base
 from electro.migrate import current_revision, head_revision
 from electro.models import OneTimeKey, OutboxMail, UserSession
-from electro.services import events
+from electro.services import events, search
 
 FORMAT = "electro-backup"
 FORMAT_VERSION = 1
@@ -497,28 +497,8 @@ async def _replace_all(
             # Take the write lock now, so the rows kept below are read in the same transaction.
             await conn.exec_driver_sql("BEGIN IMMEDIATE")
         kept = [dict(r) for r in (await conn.execute(select(backups))).mappings()]
-        if postgres:
-            names = ", ".join(conn.dialect.identifier_preparer.format_table(t) for t in tables)
-            # CASCADE empties what is derived from these tables too (the search index, which
-            # the products' triggers refill as rows go back in).
-            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        else:
-            for table in reversed(tables):  # children first: foreign keys stay satisfied
-                await conn.execute(table.delete())
-        done = 0
-        reader = await asyncio.to_thread(zipfile.ZipFile, path)
-        try:
-            for table in restored:
-                load = _Load(table, conn.dialect)
-                rows = _read_batches(reader, entries[table.name], load)
-                async with aclosing(_prefetched(rows)) as batches:
-                    async for batch in batches:
-                        await _insert_rows(conn, load, batch)
-                        done += len(batch)
-                        if progress:
-                            progress(f"restore: {table.name}", done, total)
-        finally:
-            await asyncio.to_thread(reader.close)
+        async with search.index_paused(conn):
+            await _replace_rows(conn, tables, restored, entries, path, total, progress)
         await _keep_backup_rows(conn, kept)
         if postgres:
             await _reset_sequences(conn, tables)
@@ -527,6 +507,40 @@ async def _replace_all(
             await events.record(db, "backup_restored", actor_id=actor_id, filename=path.name,
                                 rows=total, safety_backup=safety_name)
             await db.flush()
+
+
+async def _replace_rows(
+    conn: AsyncConnection,
+    tables: list[Table],
+    restored: list[Table],
+    entries: dict[str, TableEntry],
+    path: Path,
+    total: int,
+    progress: Progress | None,
+) -> None:
+    """Empty every table and refill the restored ones from the archive, in batches."""
+    if conn.dialect.name == "postgresql":
+        names = ", ".join(conn.dialect.identifier_preparer.format_table(t) for t in tables)
+        # CASCADE empties what is derived from these tables too (the search index, rebuilt
+        # by index_paused).
+        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    else:
+        for table in reversed(tables):  # children first: foreign keys stay satisfied
+            await conn.execute(table.delete())
+    done = 0
+    reader = await asyncio.to_thread(zipfile.ZipFile, path)
+    try:
+        for table in restored:
+            load = _Load(table, conn.dialect)
+            rows = _read_batches(reader, entries[table.name], load)
+            async with aclosing(_prefetched(rows)) as batches:
+                async for batch in batches:
+                    await _insert_rows(conn, load, batch)
+                    done += len(batch)
+                    if progress:
+                        progress(f"restore: {table.name}", done, total)
+    finally:
+        await asyncio.to_thread(reader.close)
 
 
 class _Load:
@@ -643,9 +657,7 @@ async def _after_restore(conn: AsyncConnection) -> None:
     after it was taken, and restoring them must not bring them back to life. So every restored
     session ends (everyone signs in again, the restoring admin too), every unused key is spent
     (keys in flight are asked for again) and mail still queued in the snapshot is not sent (its
-    body was not kept). The search index (migration 0002) is brought
-    in line: SQLite's FTS5 index is rebuilt (a rebuild after a bulk replace is the sure way)
-    and the catalogue version moves on, so no worker serves a cached result from before."""
+    body was not kept)."""
     now = clock.now()
     await conn.execute(
         update(UserSession).where(UserSession.ended_at.is_(None))
@@ -658,6 +670,4 @@ async def _after_restore(conn: AsyncConnection) -> None:
         update(OutboxMail).where(OutboxMail.status == "pending")
         .values(status="failed", last_error="not sent: restored from a backup")
     )
-    if conn.dialect.name == "sqlite":
-        await conn.execute(text("INSERT INTO products_fts(products_fts) VALUES('rebuild')"))
-    await conn.execute(text("UPDATE products_fts_version SET version = version + 1"))
+
