@@ -50,6 +50,14 @@ async def _value(database_url: str, query: Any) -> Any:
         await engine.dispose()
 
 
+async def _editor_ready(page: Any, row_id: int) -> None:
+    """Wait until htmx has processed the swapped-in editor's form: an Enter pressed in the
+    moment between the swap and that would submit the plain (no-JS) form and reload."""
+    await page.wait_for_function(
+        "id => document.querySelector(`#row-${id}-editor form`)?.['htmx-internal-data']"
+        " !== undefined", arg=row_id)
+
+
 async def test_inline_edit_of_a_price_saves_without_a_reload(
     live_server: Any, page: Any, browser_errors: list[str], database_url: str
 ) -> None:
@@ -68,6 +76,7 @@ async def test_inline_edit_of_a_price_saves_without_a_reload(
         == "9.99"
 
     await row.get_by_role("link", name="Edit").click()
+    await _editor_ready(page, ids["product"])
     await price.fill("12.3")
     await price.press("Enter")
     await page.locator(f"#row-{ids['product']} td[data-column=price]").filter(
@@ -76,6 +85,7 @@ async def test_inline_edit_of_a_price_saves_without_a_reload(
     assert await _value(database_url, select(Product.price_cents)) == 1230
 
     await row.get_by_role("link", name="Edit").click()
+    await _editor_ready(page, ids["product"])
     await price.fill("12,30")
     await price.press("Enter")
     await page.get_by_text("Enter a price like 12.99").wait_for()  # the 422 editor is swapped in
