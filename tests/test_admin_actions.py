@@ -148,6 +148,12 @@ async def test_lift_blocks_and_end_sessions(app: Any, admin_client: Client) -> N
     assert (await one(app, IpBlock, block)).lifted_at is not None
     status, html, _ = await act(admin_client, "ip_blocks", "lift", [block])
     assert status == 200 and "Lifted 0 blocks." in html  # already lifted: history stays as it was
+    async with app.extensions["electro"].sessions.begin() as db:  # a block already over
+        over = IpBlock(ip="198.51.100.4", until=clock.now() - timedelta(days=1), reason="old")
+        db.add(over)
+    status, html, _ = await act(admin_client, "ip_blocks", "lift", [over.id])
+    assert "Lifted 0 blocks." in html
+    assert (await one(app, IpBlock, over.id)).lifted_at is None  # history keeps its own end
     ann = await make_user(app, "ann", is_admin=True)
     ann_client = Client(app)
     await sign_in(app, ann_client, ann)

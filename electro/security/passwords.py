@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import unicodedata
-from functools import cache
 from pathlib import Path
 
 from argon2 import PasswordHasher, Type
@@ -67,10 +66,13 @@ class Passwords:
         await self.verify(self._dummy_hash, password)
 
 
-@cache
-def _common_passwords() -> frozenset[str]:
+def _read_common_passwords() -> frozenset[str]:
     lines = COMMON_PASSWORDS.read_text(encoding="utf-8").splitlines()
     return frozenset(line.strip().casefold() for line in lines if line and not line.startswith("#"))
+
+
+# Read once at import (start-up), not on the event loop at the first policy check.
+_COMMON = _read_common_passwords()
 
 
 def policy_problems(
@@ -89,7 +91,7 @@ def policy_problems(
     if len(password) > settings.password_max_length:
         return [f"Use at most {settings.password_max_length} characters."]
     problems = []
-    if folded in _common_passwords():
+    if folded in _COMMON:
         problems.append("This password is one of the most common ones; choose something "
                         "less predictable.")
     local_part = email.partition("@")[0]

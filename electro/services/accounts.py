@@ -123,8 +123,7 @@ async def _explain_refusal(
     if user.is_active:
         block = await db.scalar(
             select(AccountBlock)
-            .where(AccountBlock.user_id == user.id, AccountBlock.lifted_at.is_(None),
-                   AccountBlock.until > now)
+            .where(AccountBlock.user_id == user.id, sessions.in_force(AccountBlock, now))
             .order_by(AccountBlock.until.desc()).limit(1)
         )
         if block is None:

@@ -63,7 +63,7 @@ from electro.services import backups, blocking, events
 from electro.services.backups import BackupError
 from electro.services.blocking import BlockError
 from electro.services.mail import QUEUED_FLAG, render_mail
-from electro.services.sessions import end_sessions
+from electro.services.sessions import end_sessions, in_force
 
 MAX_IDS = 10_000  # ticked rows per group action; the form and the IN list stay bounded
 PER_PAGE = 25
@@ -454,11 +454,13 @@ async def _remove_admin(db: AsyncSession, _ctx: ActionContext, ids: list[int]) -
 
 
 async def _lift(db: AsyncSession, ctx: ActionContext, ids: list[int]) -> ActionResult:
-    """Account or IP blocks: lifted now; past blocks stay as history."""
+    """Account or IP blocks in force: lifted now. Blocks already over keep their own end as
+    history (the lift job dates them at their ``until``)."""
     model: Any = ctx.table.model
+    now = clock.now()
     result = await db.execute(
-        update(model).where(_among(db, model.id, ids), model.lifted_at.is_(None))
-        .values(lifted_at=clock.now()).execution_options(synchronize_session=False)
+        update(model).where(_among(db, model.id, ids), in_force(model, now))
+        .values(lifted_at=now).execution_options(synchronize_session=False)
     )
     n = _rowcount(result)
     return ActionResult(f"Lifted {_plural(n, 'block')}.", n)

@@ -80,8 +80,7 @@ async def lift_account_blocks(
     ids = sorted(set(user_ids))
     result = await db.execute(
         update(AccountBlock)
-        .where(AccountBlock.user_id.in_(ids), AccountBlock.lifted_at.is_(None),
-               AccountBlock.until > now)
+        .where(AccountBlock.user_id.in_(ids), sessions.in_force(AccountBlock, now))
         .values(lifted_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -116,7 +115,7 @@ async def lift_ip_block(db: AsyncSession, block_id: int, actor_id: int | None) -
     now = clock.now()
     result = await db.execute(
         update(IpBlock)
-        .where(IpBlock.id == block_id, IpBlock.lifted_at.is_(None), IpBlock.until > now)
+        .where(IpBlock.id == block_id, sessions.in_force(IpBlock, now))
         .values(lifted_at=now)
         .execution_options(synchronize_session=False)
     )

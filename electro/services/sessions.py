@@ -40,19 +40,21 @@ class Refused:
     user_id: int | None = None
 
 
+def in_force(block: type[AccountBlock] | type[IpBlock], now: datetime) -> ColumnElement[bool]:
+    """SQL condition: the block (account or IP) is in force. The date decides; the lift job
+    only tidies up, so nothing depends on it having run."""
+    return and_(block.lifted_at.is_(None), block.until > now)
+
+
 def account_blocked(
     user_id: ColumnElement[int] | InstrumentedAttribute[int] | int, now: datetime
 ) -> Exists:
-    """SQL condition: the account has a block in force (the date decides, not the lift job)."""
-    return exists().where(
-        AccountBlock.user_id == user_id,
-        AccountBlock.lifted_at.is_(None),
-        AccountBlock.until > now,
-    )
+    """SQL condition: the account has a block in force."""
+    return exists().where(AccountBlock.user_id == user_id, in_force(AccountBlock, now))
 
 
 def ip_blocked(ip: str, now: datetime) -> Exists:
-    return exists().where(IpBlock.ip == ip, IpBlock.lifted_at.is_(None), IpBlock.until > now)
+    return exists().where(IpBlock.ip == ip, in_force(IpBlock, now))
 
 
 def max_age(settings: Settings, user: User) -> timedelta:
