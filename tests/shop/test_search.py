@@ -183,6 +183,37 @@ async def test_search_has_a_tight_rate_limit(client: Any) -> None:
     assert statuses[:60] == [200] * 60 and statuses[60] == 429
 
 
+async def test_catalogue_version_moves_with_every_transaction_that_changes_products(
+    app: Any, catalogue: dict[str, int]
+) -> None:
+    sessions = app.extensions["electro"].sessions
+    postgres = app.extensions["electro"].engine.dialect.name == "postgresql"
+
+    async def version() -> int:
+        async with sessions() as db:
+            return await search.catalogue_version(db)
+
+    async def change_prices(statements: int) -> None:
+        async with sessions.begin() as db:
+            for cents in range(statements):
+                await db.execute(update(Product).where(Product.id == catalogue["Smart Plug"])
+                                 .values(price_cents=1_000 + cents))
+
+    start = await version()
+    await change_prices(50)
+    after_first = await version()
+    # PostgreSQL bumps once per transaction however many statements it runs (migration 0005);
+    # SQLite bumps per row.
+    assert after_first == start + (1 if postgres else 50)
+    await change_prices(1)  # the next transaction on the same pooled connection moves it again
+    assert await version() == after_first + 1
+    with pytest.raises(RuntimeError):
+        async with sessions.begin() as db:
+            await db.execute(update(Product).values(stock=Product.stock + 1))
+            raise RuntimeError("rolled back")
+    assert await version() == after_first + 1
+
+
 @pytest.fixture
 def version_checked_each_time(settings_overrides: dict[str, Any]) -> None:
     settings_overrides["search_cache_seconds"] = 0.0
