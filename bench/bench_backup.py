@@ -4,7 +4,7 @@ instance and, when reachable, a scratch PostgreSQL database. Goal: < 3 s each.
 A timed backup and restore (no tracing; ru_maxrss growth), then one more restore under tracemalloc
 for the peak of Python allocations (tracing slows it down, so it is not timed); that restore takes a
 safety backup too, so its peak covers both. "restore" is the whole ``restore_backup`` call: verify
-the file, take the safety backup, replace every table; "replace" is that last part alone. In
+the file, take the safety backup (on SQLite beside the index rebuilds), replace every table. In
 brackets: CPU seconds of the whole process (all threads); the machine is shared, so wall time also
 carries other people's load.
 
@@ -99,23 +99,15 @@ async def run(label: str, url: str, folder: Path) -> list[str]:
         backup_text, backup_s, backup_rss, made = await timed(backup)
         path = backups.backup_path(settings, made)
 
-        safety_read = 0.0
-
-        def mark(step: str, _done: int, _total: int) -> None:
-            nonlocal safety_read
-            if step.startswith("safety"):
-                safety_read = time.perf_counter()
-
         def restore() -> Awaitable[Any]:
-            return backups.restore_backup(engine, settings, path, progress=mark)
+            return backups.restore_backup(engine, settings, path)
 
         restore_text, restore_s, restore_rss, _ = await timed(restore)
-        replace_s = time.perf_counter() - safety_read  # from the safety backup's last rows read
         peak = await traced(restore)
     finally:
         await engine.dispose()
     return [label, f"{rows:,}", backup_text, f"{rows / backup_s:,.0f}", restore_text,
-            f"{replace_s:.2f}", f"{rows / restore_s:,.0f}", f"{made.size_bytes / 2**20:.1f} MiB",
+            f"{rows / restore_s:,.0f}", f"{made.size_bytes / 2**20:.1f} MiB",
             f"{peak:.1f} MiB", f"{backup_rss:.0f} / {restore_rss:.0f} MiB"]
 
 
@@ -129,7 +121,7 @@ async def admin(sql: str) -> None:
 
 
 async def main() -> None:
-    table = [["db", "rows", "backup s (cpu)", "backup rows/s", "restore s (cpu)", "replace s",
+    table = [["db", "rows", "backup s (cpu)", "backup rows/s", "restore s (cpu)",
               "restore rows/s", "file", "peak traced", "maxrss growth (b/r)"]]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import delete, func, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from electro import cli, clock
@@ -139,15 +140,24 @@ async def test_round_trip_keeps_ids_and_new_rows_get_fresh_ids(
         await db.execute(Product.__table__.delete())
         await db.execute(UserSession.__table__.delete())
         db.add(Category(name="Not in the backup"))
+    damaged = await dump(engine)
     done = await backups.restore_backup(engine, settings, path)
     after = await dump(engine)
 
     for table in before:
         if table not in ("events", "backups"):
             assert restored(table, after[table]) == restored(table, before[table]), table
-    # Events are the snapshot's, then the restore's own event.
+    # Events are the snapshot's, then the restore's own: its safety backup and the restore.
     assert after["events"][: len(before["events"])] == before["events"]
-    assert [e[2] for e in after["events"][len(before["events"]):]] == ["backup_restored"]
+    assert [e[2] for e in after["events"][len(before["events"]):]] == [
+        "backup_created", "backup_restored"
+    ]
+    # The safety backup holds the data just before the restore (taken while the rows were
+    # being replaced, on SQLite), not what was restored.
+    safety = read_archive(backups.backup_path(settings, done.safety_backup))
+    assert safety["products"] == []
+    assert [c["name"] for c in safety["categories"]] == [r[1] for r in damaged["categories"]]
+    assert len(safety["events"]) == len(damaged["events"])
     # The backups table keeps describing the files on disk: the backup and the safety backup.
     assert {r[1] for r in after["backups"]} == {made.filename, done.safety_backup.filename}
 
@@ -248,6 +258,48 @@ async def test_backup_is_consistent_while_writers_run(
     assert {t: len(rows) for t, rows in data.items()} == made.row_counts
 
 
+async def schema(engine: AsyncEngine) -> list[tuple[Any, ...]]:
+    """Every index, constraint and trigger, as the database describes them."""
+    queries = {
+        "sqlite": ["SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name"],
+        "postgresql": [
+            "SELECT indexname, indexdef FROM pg_indexes "
+            "WHERE schemaname = current_schema() ORDER BY indexname",
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
+            "FROM pg_constraint WHERE connamespace = current_schema()::regnamespace "
+            "ORDER BY 1, 2",
+            "SELECT tgname, tgenabled FROM pg_trigger WHERE NOT tgisinternal ORDER BY tgname",
+        ],
+    }[engine.dialect.name]
+    async with engine.connect() as conn:
+        return [tuple(row) for query in queries for row in await conn.execute(text(query))]
+
+
+async def test_restore_leaves_the_schema_and_its_checks_as_they_were(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """The load sets indexes, foreign keys and the search triggers aside: all come back, and
+    every pooled connection enforces foreign keys again."""
+    await seed(engine)
+    before = await schema(engine)
+    assert len(before) > 20
+    made = await backups.create_backup(engine, settings)
+    await backups.restore_backup(engine, settings, backups.backup_path(settings, made))
+    assert await schema(engine) == before
+
+    async def orphan_refused() -> None:
+        async with engine.connect() as conn:
+            with pytest.raises(IntegrityError):
+                await conn.execute(Product.__table__.insert().values(
+                    name="Orphan", company="Nobody", category_id=999_999, price_cents=1,
+                    description="", stock=0, created_at=clock.now(), updated_at=clock.now(),
+                    version=1,
+                ))
+            await conn.rollback()
+
+    await asyncio.gather(*(orphan_refused() for _ in range(5)))  # the pool's connections at once
+
+
 async def test_restore_failing_midway_changes_nothing(
     engine: AsyncEngine, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -269,22 +321,81 @@ async def test_restore_failing_midway_changes_nothing(
     failed = r"nothing was changed \(RuntimeError: disk full\)"
     with pytest.raises(backups.BackupError, match=failed):
         await backups.restore_backup(engine, settings, backups.backup_path(settings, made))
+    assert_unchanged_but_for_the_safety_backup(
+        before, await dump(engine), safety_taken=safety_taken_before_the_load(engine)
+    )
+
+
+async def test_restore_whose_safety_backup_fails_changes_nothing(
+    engine: AsyncEngine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seed(engine)
+    made = await backups.create_backup(engine, settings)
+    async with make_sessionmaker(engine).begin() as db:
+        await db.execute(Product.__table__.delete().where(Product.stock < 10))
+    before = await dump(engine)
+    seal = backups._seal
+
+    def fail_for_safety(partial: Path, final: Path) -> tuple[int, str]:
+        if "-safety-" in partial.name:
+            raise OSError("no space left on device")
+        return seal(partial, final)
+
+    monkeypatch.setattr(backups, "_seal", fail_for_safety)
+    with pytest.raises(backups.BackupError, match="no space left on device"):
+        await backups.restore_backup(engine, settings, backups.backup_path(settings, made))
+    assert_unchanged_but_for_the_safety_backup(before, await dump(engine), safety_taken=False)
+    assert sorted(p.name for p in settings.backup_dir.iterdir()) == [made.filename]
+
+
+async def test_restore_of_rows_that_refer_to_nothing_changes_nothing(
+    engine: AsyncEngine, settings: Settings, tmp_path: Path
+) -> None:
+    """Foreign keys are set aside during the load and checked once at its end: a crafted file
+    whose product points to a category that does not exist is refused there."""
+    await seed(engine)
+    made = await backups.create_backup(engine, settings)
+    crafted = tmp_path / "orphan.zip"
+
+    def orphan(lines: list[bytes]) -> list[bytes]:
+        row = json.loads(lines[0])
+        row[3] = 999_999  # category_id
+        return [json.dumps(row).encode() + b"\n", *lines[1:]]
+
+    assert [c.name for c in Product.__table__.columns][3] == "category_id"
+    rewrite(backups.backup_path(settings, made), crafted, "products", orphan)
+    before = await dump(engine)
+    refused = r"nothing was changed \((ForeignKeyViolation|IntegrityError): .*(categor|foreign key)"
+    with pytest.raises(backups.BackupError, match=refused):
+        await backups.restore_backup(engine, settings, crafted)
     assert_unchanged_but_for_the_safety_backup(before, await dump(engine))
 
 
 def assert_unchanged_but_for_the_safety_backup(
-    before: dict[str, list[tuple[Any, ...]]], after: dict[str, list[tuple[Any, ...]]]
+    before: dict[str, list[tuple[Any, ...]]],
+    after: dict[str, list[tuple[Any, ...]]],
+    *,
+    safety_taken: bool = True,
 ) -> None:
     for table in before:
         if table not in ("events", "backups"):
             assert restored(table, after[table]) == restored(table, before[table]), table
-    # Only the safety backup and the failure were recorded; the old rows are untouched.
+    # Only the safety backup (if it was taken) and the failure were recorded; the old rows are
+    # untouched.
     assert after["events"][: len(before["events"])] == before["events"]
     assert [e[2] for e in after["events"][len(before["events"]):]] == [
-        "backup_created", "backup_restore_failed"
+        *(["backup_created"] if safety_taken else []), "backup_restore_failed"
     ]
     assert after["backups"][: len(before["backups"])] == before["backups"]
-    assert [b[1].split("-")[1] for b in after["backups"][len(before["backups"]):]] == ["safety"]
+    assert [b[1].split("-")[1] for b in after["backups"][len(before["backups"]):]] == (
+        ["safety"] if safety_taken else []
+    )
+
+
+def safety_taken_before_the_load(engine: AsyncEngine) -> bool:
+    """PostgreSQL writes the safety backup before the load; SQLite while it rebuilds indexes
+    after the load, so a failure during the load leaves no safety backup there (nor a need)."""
+    return engine.dialect.name == "postgresql"
 
 
 def edit_archive(path: Path, target: Path, edit: Any) -> None:
@@ -329,7 +440,9 @@ async def test_restore_hitting_a_database_error_changes_nothing(
     with pytest.raises(backups.BackupError, match=refused) as info:
         await backups.restore_backup(engine, settings, crafted)
     assert "[SQL" not in str(info.value) and "$argon2" not in str(info.value)
-    assert_unchanged_but_for_the_safety_backup(before, await dump(engine))
+    assert_unchanged_but_for_the_safety_backup(
+        before, await dump(engine), safety_taken=safety_taken_before_the_load(engine)
+    )
 
 
 def _corrupt(path: Path) -> None:

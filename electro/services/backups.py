@@ -15,12 +15,14 @@ rows go from the database cursor through zlib to the file without a temporary co
 
 A backup reads every table in one read transaction (PostgreSQL: REPEATABLE READ, READ ONLY;
 SQLite: one transaction on one connection, whose WAL snapshot starts at its first read), so it is
-consistent while the shop keeps writing. Memory stays flat: rows are streamed in batches and the
-encoding, compression and file work run in a worker thread.
+consistent while the shop keeps writing. The database encodes every row as its JSON line; memory
+stays flat: lines are streamed in batches and compression and file work run in a worker thread.
 
 A restore verifies the file, takes a safety backup, then empties and refills every table inside
-one transaction. The ``backups`` table is the exception: it describes the files on disk, which a
-restore does not touch, so the current rows are kept (the snapshot's rows stay in the file only).
+one transaction, with indexes and foreign keys set aside during the load and rebuilt and checked
+once at its end (``bulk.loading``). The ``backups`` table is the exception: it describes the
+files on disk, which a restore does not touch, so the current rows are kept (the snapshot's rows
+stay in the file only).
 """
 
 from __future__ import annotations
@@ -44,18 +46,22 @@ from typing import Any, TypeVar
 
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import (
+    JSON,
+    Boolean,
     Column,
+    ColumnElement,
     Date,
     DateTime,
     Integer,
-    String,
     Table,
+    Text,
+    case,
+    cast,
     func,
     insert,
     literal,
     select,
     text,
-    type_coerce,
     update,
 )
 from sqlalchemy.engine import Dialect
@@ -66,7 +72,7 @@ from electro.config import Settings
 from electro.db import Base
 from electro.migrate import current_revision, head_revision
 from electro.models import OneTimeKey, OutboxMail, UserSession
-from electro.services import events, search
+from electro.services import bulk, events, search
 
 FORMAT = "electro-backup"
 FORMAT_VERSION = 1
@@ -189,11 +195,27 @@ async def create_backup(
     *,
     actor_id: int | None = None,
     progress: Progress | None = None,
-    label: str = "backup",
 ) -> models.Backup:
-    """Write a snapshot of every table to ``settings.backup_dir`` and record it (row + event).
+    """Write a snapshot of every table to ``settings.backup_dir`` and record it (row + event)."""
+    made = await _write_file(engine, settings, "backup", progress)
+    async with AsyncSession(engine, expire_on_commit=False) as db, db.begin():
+        return await _record(db, made, actor_id)
 
-    ``label`` goes into the file name (``restore_backup`` names its safety backups "safety")."""
+
+@dataclass(frozen=True)
+class _File:
+    """A finished backup file, not yet recorded."""
+
+    filename: str
+    label: str  # "backup", or "safety" for the one a restore takes
+    manifest: Manifest
+    size: int
+    sha256: str
+
+
+async def _write_file(
+    engine: AsyncEngine, settings: Settings, label: str, progress: Progress | None
+) -> _File:
     folder = settings.backup_dir
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
     filename = f"electro-{label}-{clock.now():%Y%m%dT%H%M%S}Z-{secrets.token_hex(4)}.zip"
@@ -205,21 +227,25 @@ async def create_backup(
     except BaseException:
         await asyncio.to_thread(partial.unlink, missing_ok=True)
         raise
-    async with AsyncSession(engine, expire_on_commit=False) as db, db.begin():
-        backup = models.Backup(
-            filename=filename,
-            created_at=manifest.created_at,
-            size_bytes=size,
-            sha256=digest,
-            row_counts=manifest.row_counts,
-            schema_revision=manifest.schema_revision,
-            created_by_id=actor_id,
-        )
-        db.add(backup)
-        await events.record(
-            db, "backup_created", actor_id=actor_id, filename=filename, kind=label,
-            rows=manifest.total_rows, size_bytes=size,
-        )
+    return _File(filename, label, manifest, size, digest)
+
+
+async def _record(db: AsyncSession, made: _File, actor_id: int | None) -> models.Backup:
+    backup = models.Backup(
+        filename=made.filename,
+        created_at=made.manifest.created_at,
+        size_bytes=made.size,
+        sha256=made.sha256,
+        row_counts=made.manifest.row_counts,
+        schema_revision=made.manifest.schema_revision,
+        created_by_id=actor_id,
+    )
+    db.add(backup)
+    await events.record(
+        db, "backup_created", actor_id=actor_id, filename=made.filename, kind=made.label,
+        rows=made.manifest.total_rows, size_bytes=made.size,
+    )
+    await db.flush()
     return backup
 
 
@@ -278,20 +304,19 @@ async def _dump_table(
     step: str,
     advance: Callable[[str, int], None],
 ) -> TableEntry:
-    """Stream one table into its member: the next batch is fetched while a thread encodes and
-    compresses the current one."""
+    """Stream one table into its member: the database encodes each row as a JSON line (see
+    ``_json_value``), and the next batch is fetched while a thread compresses the current one."""
     writer = await asyncio.to_thread(_MemberWriter, archive, f"{table.name}.jsonl.gz")
     not_kept = NOT_KEPT.get(table.name, frozenset())
-    columns = [
-        literal("").label(c.name) if c.name in not_kept
-        else type_coerce(c, String) if _stored_as_text(c, conn.dialect) else c
-        for c in table.columns
-    ]
+    values = [literal("") if c.name in not_kept else _json_value(c, conn.dialect)
+              for c in table.columns]
+    array = func.json_build_array if conn.dialect.name == "postgresql" else func.json_array
     rows = 0
     writing: asyncio.Future[None] | None = None
     try:
-        result = await conn.stream(
-            select(*columns).order_by(*table.primary_key.columns),
+        result = await conn.stream_scalars(
+            # As text: the driver would decode PostgreSQL's json type into Python objects.
+            select(cast(array(*values), Text)).order_by(*table.primary_key.columns),
             execution_options={"yield_per": BATCH_ROWS},
         )
         async for batch in result.partitions():
@@ -314,20 +339,30 @@ def _stored_as_text(column: Column[Any], dialect: Dialect) -> bool:
     does)? Then it is read and written as that text, skipping a parse and a format per value."""
     if not isinstance(column.type, Date | DateTime):
         return False
-    probe = _PROBE if isinstance(column.type, DateTime) else _PROBE.date()
+    probe: date = _PROBE if isinstance(column.type, DateTime) else _PROBE.date()
+    portable = _PROBE.isoformat(sep=" ", timespec="microseconds") \
+        if isinstance(column.type, DateTime) else _PROBE.date().isoformat()
     bind = column.type.dialect_impl(dialect).bind_processor(dialect)
-    return bind is not None and bind(probe) == _portable(probe)
+    return bind is not None and bind(probe) == portable
 
 
-def _portable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ", timespec="microseconds")  # one fixed-width form
-    if isinstance(value, date):
-        return value.isoformat()
-    raise TypeError(f"no portable encoding for {type(value).__name__}")
-
-
-_encode = json.JSONEncoder(default=_portable, ensure_ascii=False, separators=(",", ":")).encode
+def _json_value(column: Column[Any], dialect: Dialect) -> ColumnElement[Any]:
+    """The column as the database writes it into the row's JSON array: the database encodes
+    (in C, about twice as fast as Python's encoder on these rows), Python only compresses.
+    Datetimes become ``2026-11-25 14:05:54.000123``, dates ``2026-11-25``: SQLite stores exactly
+    that text, PostgreSQL formats it."""
+    if isinstance(column.type, Date | DateTime):
+        if dialect.name == "postgresql":
+            form = "YYYY-MM-DD HH24:MI:SS.US" if isinstance(column.type, DateTime) \
+                else "YYYY-MM-DD"
+            return func.to_char(column, form)
+        if not _stored_as_text(column, dialect):
+            raise BackupError(f"{column.table.name}.{column.name}: unexpected date storage")
+    elif dialect.name == "sqlite" and isinstance(column.type, Boolean):  # stored as 0 or 1
+        return case((column, func.json("true")), (~column, func.json("false")))
+    elif dialect.name == "sqlite" and isinstance(column.type, JSON):  # stored as JSON text
+        return func.json(column)
+    return column
 
 
 class _MemberWriter:
@@ -339,9 +374,8 @@ class _MemberWriter:
         self._zlib = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # 31: gzip framing
         self._hash = hashlib.sha256()
 
-    def write_rows(self, rows: Sequence[Any]) -> None:
-        lines = "\n".join([_encode(tuple(row)) for row in rows]) + "\n"
-        self._emit(self._zlib.compress(lines.encode()))
+    def write_rows(self, lines: Sequence[str]) -> None:
+        self._emit(self._zlib.compress(("\n".join(lines) + "\n").encode()))
 
     def close(self) -> str:
         """Finish the member; returns its SHA-256."""
@@ -451,6 +485,14 @@ async def restore_backup(
 ) -> Restored:
     """Verify ``path``, take a safety backup, then replace every table in one transaction.
 
+    The safety backup is a snapshot of the data the restore replaces, and the restore commits
+    only once that file is complete. On SQLite the restore holds the write lock from its start,
+    so nothing can change before it commits, and WAL lets the snapshot read the old rows while
+    the new ones are in: the safety backup is written while SQLite rebuilds the indexes after
+    the load (its own C work, beside Python's), which took 3.4 s down to 2.5 s for 200,000 rows.
+    On PostgreSQL it is written first, because the load drops and rebuilds indexes, which waits
+    for every reader of those tables.
+
     On any failure the transaction rolls back, the database is as it was, a
     ``backup_restore_failed`` event is recorded and ``BackupError`` is raised."""
     manifest = await verify_backup(path)
@@ -460,53 +502,100 @@ async def restore_backup(
             f"the database is at schema revision {revision}, the backup at "
             f"{manifest.schema_revision}: run `electro init-db` first"
         )
-    safety = await create_backup(
-        engine, settings, actor_id=actor_id, progress=progress, label="safety"
-    )
+    report = _summed(progress)
+    safety: asyncio.Future[_File] | None = None
+
+    def take_safety_backup() -> asyncio.Future[_File]:
+        nonlocal safety
+        safety = asyncio.ensure_future(_write_file(engine, settings, "safety", report))
+        return safety
+
     try:
-        await _replace_all(engine, path, manifest, actor_id, safety.filename, progress)
+        async with engine.connect() as conn, bulk.foreign_keys_off(conn), conn.begin():
+            sqlite = conn.dialect.name == "sqlite"
+            if sqlite:
+                # The write lock now: the snapshot and the rows kept see the data replaced.
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                await take_safety_backup()
+            rows = await _replace_all(conn, path, manifest, report,
+                                      rows_loaded=take_safety_backup if sqlite else None)
+            made = await (safety or take_safety_backup())  # started by now, in any case
+            async with AsyncSession(bind=conn, expire_on_commit=False) as db:  # this transaction
+                backup = await _record(db, made, actor_id)
+                await events.record(db, "backup_restored", actor_id=actor_id,
+                                    filename=path.name, rows=rows, safety_backup=made.filename)
+                await db.flush()
     except Exception as exc:
         # The first line only: a driver error goes on with the SQL and its parameters (hashes).
         reason = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+        made_anyway = await _outcome(safety)
         async with AsyncSession(engine) as db, db.begin():
+            if made_anyway is not None:  # a good snapshot of the unchanged data: keep it listed
+                await _record(db, made_anyway, actor_id)
             await events.record(db, "backup_restore_failed", actor_id=actor_id,
                                 filename=path.name, error=reason)
-        raise BackupError(
-            f"the restore failed and nothing was changed ({reason}); "
-            f"safety backup {safety.filename}"
-        ) from exc
-    return Restored(manifest, safety)
+        kept = f"; safety backup {made_anyway.filename}" if made_anyway else ""
+        raise BackupError(f"the restore failed and nothing was changed ({reason}){kept}") from exc
+    except BaseException:  # cancelled: no half-written safety file is left behind
+        if safety is not None:
+            safety.cancel()
+            await _outcome(safety)
+        raise
+    return Restored(manifest, backup)
+
+
+async def _outcome(task: asyncio.Future[_T] | None) -> _T | None:
+    """The result of ``task`` once it has ended, or None if it failed (or never started)."""
+    if task is None:
+        return None
+    await asyncio.gather(task, return_exceptions=True)
+    return None if task.cancelled() or task.exception() else task.result()
+
+
+def _summed(progress: Progress | None) -> Progress | None:
+    """One progress for phases that may run at the same time (safety backup and restore): the
+    rows done and to do of every phase so far, added up."""
+    if progress is None:
+        return None
+    done: dict[str, int] = {}
+    totals: dict[str, int] = {}
+
+    def report(step: str, rows_done: int, rows_total: int) -> None:
+        phase = step.split(":", 1)[0]
+        done[phase], totals[phase] = rows_done, rows_total
+        progress(step, sum(done.values()), sum(totals.values()))
+
+    return report
 
 
 async def _replace_all(
-    engine: AsyncEngine,
+    conn: AsyncConnection,
     path: Path,
     manifest: Manifest,
-    actor_id: int | None,
-    safety_name: str,
     progress: Progress | None,
-) -> None:
+    *,
+    rows_loaded: Callable[[], object] | None,
+) -> int:
+    """Inside the restore's transaction: every table but ``backups`` replaced by the file's
+    rows, then made safe to serve. ``rows_loaded`` is called once the rows are in, before
+    indexes and the search index are rebuilt. Returns the number of rows restored."""
     tables = snapshot_tables()
     backups = models.Backup.__table__
     restored = [t for t in tables if t is not backups]
     entries = {e.name: e for e in manifest.tables}
     total = sum(entries[t.name].rows for t in restored)
-    async with engine.connect() as conn, conn.begin():
-        postgres = conn.dialect.name == "postgresql"
-        if not postgres:
-            # Take the write lock now, so the rows kept below are read in the same transaction.
-            await conn.exec_driver_sql("BEGIN IMMEDIATE")
-        kept = [dict(r) for r in (await conn.execute(select(backups))).mappings()]
-        async with search.index_paused(conn):
-            await _replace_rows(conn, tables, restored, entries, path, total, progress)
-        await _keep_backup_rows(conn, kept)
-        if postgres:
-            await _reset_sequences(conn, tables)
-        await _after_restore(conn)
-        async with AsyncSession(bind=conn) as db:  # joins this transaction
-            await events.record(db, "backup_restored", actor_id=actor_id, filename=path.name,
-                                rows=total, safety_backup=safety_name)
-            await db.flush()
+    kept = [dict(r) for r in (await conn.execute(select(backups))).mappings()]
+    async with search.index_paused(conn), bulk.loading(conn, [t.name for t in restored]):
+        await _replace_rows(conn, tables, restored, entries, path, total, progress)
+        if rows_loaded is not None:
+            rows_loaded()
+    await _keep_backup_rows(conn, kept)
+    if conn.dialect.name == "postgresql":
+        await _reset_sequences(conn, tables)
+    await _after_restore(conn)
+    await bulk.check_foreign_keys(conn)  # a crafted file may hold rows that refer to nothing
+    return total
 
 
 async def _replace_rows(

@@ -18,6 +18,8 @@ from markupsafe import Markup, escape
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from electro.services import bulk
+
 MAX_INPUT = 1000  # characters looked at: a 10 kB paste costs no more than a sentence
 MAX_TERMS = 8
 MAX_TERM_LENGTH = 40
@@ -162,10 +164,18 @@ async def index_paused(conn: AsyncConnection) -> AsyncIterator[None]:
         await conn.execute(text("ALTER TABLE products DISABLE TRIGGER products_fts_sync"))
         yield
         await conn.execute(text("ALTER TABLE products ENABLE TRIGGER products_fts_sync"))
-        await conn.execute(text("DELETE FROM products_fts"))
-        await conn.execute(text(
-            "INSERT INTO products_fts (product_id, document) "
-            "SELECT p.id, products_fts_document(p.name, p.company, c.name, p.description) "
-            "FROM products p JOIN categories c ON c.id = p.category_id"
-        ))
+        async with bulk.loading(conn, ["products_fts"]):  # one GIN build, one key check
+            await conn.execute(text("DELETE FROM products_fts"))
+            # The documents are most of the work (3.7 s for 190,000 products). CREATE TABLE AS
+            # may compute them with parallel workers, INSERT ... SELECT may not (1.8 s + 0.3 s).
+            await conn.execute(text(
+                "CREATE TEMPORARY TABLE products_fts_rebuild AS "
+                "SELECT p.id, products_fts_document(p.name, p.company, c.name, p.description) "
+                "AS document FROM products p JOIN categories c ON c.id = p.category_id"
+            ))
+            await conn.execute(text(
+                "INSERT INTO products_fts (product_id, document) "
+                "SELECT id, document FROM products_fts_rebuild"
+            ))
+            await conn.execute(text("DROP TABLE products_fts_rebuild"))
     await conn.execute(text("UPDATE products_fts_version SET version = version + 1"))
