@@ -489,7 +489,7 @@ async def restore_backup(
     only once that file is complete. On SQLite the restore holds the write lock from its start,
     so nothing can change before it commits, and WAL lets the snapshot read the old rows while
     the new ones are in: the safety backup is written while SQLite rebuilds the indexes after
-    the load (its own C work, beside Python's), which took 3.4 s down to 2.5 s for 200,000 rows.
+    the load (its own C work, beside Python's): 3.4 s became about 2.7 s for 200,000 rows.
     On PostgreSQL it is written first, because the load drops and rebuilds indexes, which waits
     for every reader of those tables.
 
