@@ -339,9 +339,12 @@ def _stored_as_text(column: Column[Any], dialect: Dialect) -> bool:
     does)? Then it is read and written as that text, skipping a parse and a format per value."""
     if not isinstance(column.type, Date | DateTime):
         return False
-    probe: date = _PROBE if isinstance(column.type, DateTime) else _PROBE.date()
-    portable = _PROBE.isoformat(sep=" ", timespec="microseconds") \
-        if isinstance(column.type, DateTime) else _PROBE.date().isoformat()
+    if isinstance(column.type, DateTime):
+        probe: date = _PROBE
+        portable = _PROBE.isoformat(sep=" ", timespec="microseconds")
+    else:
+        probe = _PROBE.date()
+        portable = probe.isoformat()
     bind = column.type.dialect_impl(dialect).bind_processor(dialect)
     return bind is not None and bind(probe) == portable
 
@@ -505,22 +508,22 @@ async def restore_backup(
     report = _summed(progress)
     safety: asyncio.Future[_File] | None = None
 
-    def take_safety_backup() -> asyncio.Future[_File]:
+    def safety_backup() -> asyncio.Future[_File]:
+        """Started on the first call (before the load on PostgreSQL, after it on SQLite)."""
         nonlocal safety
-        safety = asyncio.ensure_future(_write_file(engine, settings, "safety", report))
+        if safety is None:
+            safety = asyncio.ensure_future(_write_file(engine, settings, "safety", report))
         return safety
 
     try:
         async with engine.connect() as conn, bulk.foreign_keys_off(conn), conn.begin():
-            sqlite = conn.dialect.name == "sqlite"
-            if sqlite:
+            if conn.dialect.name == "sqlite":
                 # The write lock now: the snapshot and the rows kept see the data replaced.
                 await conn.exec_driver_sql("BEGIN IMMEDIATE")
             else:
-                await take_safety_backup()
-            rows = await _replace_all(conn, path, manifest, report,
-                                      rows_loaded=take_safety_backup if sqlite else None)
-            made = await (safety or take_safety_backup())  # started by now, in any case
+                await safety_backup()
+            rows = await _replace_all(conn, path, manifest, report, rows_loaded=safety_backup)
+            made = await safety_backup()
             async with AsyncSession(bind=conn, expire_on_commit=False) as db:  # this transaction
                 backup = await _record(db, made, actor_id)
                 await events.record(db, "backup_restored", actor_id=actor_id,
@@ -575,7 +578,7 @@ async def _replace_all(
     manifest: Manifest,
     progress: Progress | None,
     *,
-    rows_loaded: Callable[[], object] | None,
+    rows_loaded: Callable[[], object],
 ) -> int:
     """Inside the restore's transaction: every table but ``backups`` replaced by the file's
     rows, then made safe to serve. ``rows_loaded`` is called once the rows are in, before
@@ -588,8 +591,7 @@ async def _replace_all(
     kept = [dict(r) for r in (await conn.execute(select(backups))).mappings()]
     async with search.index_paused(conn), bulk.loading(conn, [t.name for t in restored]):
         await _replace_rows(conn, tables, restored, entries, path, total, progress)
-        if rows_loaded is not None:
-            rows_loaded()
+        rows_loaded()
     await _keep_backup_rows(conn, kept)
     if conn.dialect.name == "postgresql":
         await _reset_sequences(conn, tables)

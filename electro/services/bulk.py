@@ -68,38 +68,37 @@ async def loading(conn: AsyncConnection, tables: Sequence[str]) -> AsyncIterator
     their foreign keys too), let the caller load rows, then create them again. Primary keys and
     unique constraints stay: they are what a row is. A unique index that is not a constraint
     (``lower(email)``) is rebuilt, which checks it, so a duplicate still fails the load."""
+    set_aside = await _set_aside(conn, list(tables))
+    for drop, _create in set_aside:
+        await conn.exec_driver_sql(drop)
+    yield
+    for _drop, create in reversed(set_aside):  # indexes first: a key check uses them
+        await conn.exec_driver_sql(create)
+
+
+async def _set_aside(conn: AsyncConnection, tables: list[str]) -> list[tuple[str, str]]:
+    """(drop, create) statements for what ``loading`` sets aside, in the order to drop them."""
     if conn.dialect.name == "sqlite":
-        indexes = (await conn.execute(
+        indexes = await conn.execute(
             text("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
                  "AND tbl_name IN :tables").bindparams(bindparam("tables", expanding=True)),
-            {"tables": list(tables)},
-        )).all()
-        for name, _sql in indexes:
-            await conn.exec_driver_sql(f'DROP INDEX "{name}"')
-        yield
-        for _name, sql in indexes:
-            await conn.exec_driver_sql(sql)
-        return
-    params = {"tables": list(tables)}
-    indexes = (await conn.execute(text(
+            {"tables": tables},
+        )
+        return [(f'DROP INDEX "{name}"', sql) for name, sql in indexes]
+    foreign_keys = await conn.execute(text(
+        """SELECT c.conrelid::regclass::text, quote_ident(c.conname), pg_get_constraintdef(c.oid)
+           FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
+           WHERE c.contype = 'f' AND t.relname = ANY(:tables)
+             AND t.relnamespace = current_schema()::regnamespace"""
+    ), {"tables": tables})
+    set_aside = [(f"ALTER TABLE {table} DROP CONSTRAINT {name}",
+                  f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}")
+                 for table, name, definition in foreign_keys]
+    indexes = await conn.execute(text(
         """SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
            FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
            WHERE t.relname = ANY(:tables) AND t.relnamespace = current_schema()::regnamespace
              AND NOT EXISTS (SELECT 1 FROM pg_constraint c
                              WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid)"""
-    ), params)).all()
-    foreign_keys = (await conn.execute(text(
-        """SELECT c.conrelid::regclass::text, quote_ident(c.conname), pg_get_constraintdef(c.oid)
-           FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
-           WHERE c.contype = 'f' AND t.relname = ANY(:tables)
-             AND t.relnamespace = current_schema()::regnamespace"""
-    ), params)).all()
-    for table, name, _definition in foreign_keys:
-        await conn.exec_driver_sql(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
-    for index, _definition in indexes:
-        await conn.exec_driver_sql(f"DROP INDEX {index}")
-    yield
-    for _index, definition in indexes:
-        await conn.exec_driver_sql(definition)
-    for table, name, definition in foreign_keys:  # each one is checked in one pass here
-        await conn.exec_driver_sql(f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}")
+    ), {"tables": tables})
+    return set_aside + [(f"DROP INDEX {index}", definition) for index, definition in indexes]
