@@ -67,6 +67,24 @@ async def test_login_by_email_in_any_case_and_only_local_next(app: Any, client: 
     assert (await log_in(Client(app), "aNN")).status_code == 302
 
 
+@pytest.mark.parametrize("target", [
+    "//evil.example/x", "/\\evil.example", "/\t/evil.example", "/\n/evil.example",
+    "/\r/evil.example", "/x\\..\\\\evil.example", "https://evil.example/", "evil.example",
+])
+async def test_next_never_leaves_the_site(app: Any, client: Client, target: str) -> None:
+    """Browsers drop tabs and line breaks from a Location and read backslashes as slashes."""
+    await make_user(app, "ann")
+    response = await log_in(client, "ann", form={"next": target})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+
+
+async def test_a_local_next_is_followed(app: Any, client: Client) -> None:
+    await make_user(app, "ann")
+    response = await log_in(client, "ann", form={"next": "/account?tab=sessions"})
+    assert response.headers["Location"] == "/account?tab=sessions"
+
+
 async def test_every_login_starts_a_new_session(app: Any, client: Client) -> None:
     user = await make_user(app, "ann")
     others = [Client(app), Client(app)]
