@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -175,7 +176,16 @@ def with_secret_key(settings: Settings) -> Settings:
     path = settings.instance_dir / "secret_key"
     settings.instance_dir.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(48))
+        # Every worker of `electro serve --workers N` gets here at once on the first start: the
+        # key is written whole to a file of this process's own, then linked into place, which
+        # fails if another process's key got there first; so no worker reads half a key.
+        fd, draft = tempfile.mkstemp(dir=settings.instance_dir, prefix=".secret_key-")
+        try:
+            with os.fdopen(fd, "w") as fh:  # mkstemp makes it 0600
+                fh.write(secrets.token_urlsafe(48))
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # the first worker's key is the key
+        finally:
+            os.unlink(draft)
     return replace(settings, secret_key=path.read_text().strip())

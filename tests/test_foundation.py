@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +146,22 @@ def test_generated_secret_key_is_kept_private_and_stable(tmp_path: Path) -> None
     first, second = with_secret_key(s), with_secret_key(s)
     assert first.secret_key == second.secret_key and len(first.secret_key) >= 48
     assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_workers_starting_together_agree_on_one_generated_key(tmp_path: Path) -> None:
+    """`electro serve --workers N` creates the app in N processes at once on a first start."""
+    for attempt in range(10):
+        s = load_settings(environ={"ELECTRO_INSTANCE_DIR": str(tmp_path / str(attempt))})
+        start = threading.Barrier(8)
+
+        def key(settings: Any = s, barrier: threading.Barrier = start) -> str:
+            barrier.wait()
+            return with_secret_key(settings).secret_key
+
+        with ThreadPoolExecutor(8) as pool:
+            keys = set(pool.map(lambda _: key(), range(8)))
+        assert len(keys) == 1 and len(keys.pop()) >= 48
+        assert [p.name for p in (tmp_path / str(attempt)).iterdir()] == ["secret_key"]
 
 
 # SQLite cannot reflect the lower(...) unique indexes; the migration creates them by hand.
