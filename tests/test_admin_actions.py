@@ -294,7 +294,13 @@ async def test_make_a_backup_then_restore_it_from_the_backups_table(
     types = [t for (t,) in await fetch(app, select(Event.type))]
     assert "backup_created" in types and "admin_make_backup" not in types  # the service's one
     await seed_users(app, 3, prefix="late")  # made after the backup: the restore drops them
-    status, html, _ = await act(admin_client, "backups", "restore", [backup_id])
+    # The first post only asks, on the server: nothing is restored without the second.
+    status, html, response = await act(admin_client, "backups", "restore", [backup_id])
+    assert status == 200 and f"Restoring {filename} replaces every table" in html
+    assert 'name="confirmed" value="1"' in html and "Yes, restore it" in html
+    assert "HX-Trigger" not in response.headers
+    assert len(await fetch(app, select(User.id).where(User.username.like("late%")))) == 3
+    status, html, _ = await act(admin_client, "backups", "restore", [backup_id], confirmed="1")
     assert status == 200 and f"Restored {filename}" in html and "safety" in html
     assert await fetch(app, select(User.id).where(User.username.like("late%"))) == []
     # The events table is the backup's again, plus the restore's own event.
@@ -312,6 +318,6 @@ async def test_restore_needs_exactly_one_sound_backup(app: Any, admin_client: Cl
     assert status == 422 and "Tick exactly one backup to restore." in html
     (app.extensions["electro"].settings.backup_dir / rows[0][1]).write_bytes(b"not a backup")
     await seed_users(app, 1, prefix="kept")
-    status, html, _ = await act(admin_client, "backups", "restore", [rows[0][0]])
+    status, html, _ = await act(admin_client, "backups", "restore", [rows[0][0]], confirmed="1")
     assert status == 422 and "Nothing was restored" in html
     assert len(await fetch(app, select(User.id).where(User.username.like("kept%")))) == 1

@@ -93,7 +93,7 @@ async def sign_out(reason: str = "logout") -> None:
 def local_path(target: str | None, default: str = "/") -> str:
     """Only same-site paths for ``next`` (no open redirect to //evil.example). Browsers drop
     tabs and line breaks from a URL and read a backslash as a slash, so "/", a tab, then
-    "/evil.example" would also leave the site: any control character or backslash refuses the target."""
+    "/evil.example" would also leave the site: a control character or backslash refuses it."""
     if (target and target.startswith("/") and not target.startswith("//")
             and not any(c < " " or c in "\\\x7f" for c in target)):
         return target

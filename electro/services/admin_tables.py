@@ -118,8 +118,9 @@ class Actor:
 class ActionResult:
     message: str
     count: int = 0
-    # Set when the action wants a second, confirmed post (it says how many rows it would touch).
-    confirm: bool = False
+    # Set when the action wants a second, confirmed post (it says what it would do), with the
+    # label of the button that confirms.
+    confirm: str = ""
     ids: list[int] = field(default_factory=list)
     action: str = ""
 
@@ -402,7 +403,7 @@ async def _delete_inactive(db: AsyncSession, ctx: ActionContext, ids: list[int])
         ) or 0)
         return ActionResult(
             f"{n} of the {len(ids)} ticked accounts are inactive and will be deleted.",
-            n, confirm=n > 0, ids=ids,
+            n, confirm=f"Yes, delete {n}" if n else "", ids=ids,
         )
     result = await db.execute(
         delete(User).where(_among(db, User.id, ids), inactive)
@@ -499,20 +500,25 @@ async def _make_backup(db: AsyncSession, ctx: ActionContext, _ids: list[int]) ->
 
 
 async def _restore(db: AsyncSession, ctx: ActionContext, ids: list[int]) -> ActionResult:
+    """Replaces every table and signs everyone out: asked once more, on the server."""
     if len(ids) != 1:
         raise AdminError("Tick exactly one backup to restore.")
     try:
-        path = backups.backup_path(ctx.settings, await backups.get_backup(db, ids[0]))
-        # Restore replaces every table in its own transaction: ours must hold no lock it waits
-        # for (on PostgreSQL even a read keeps a lock that a table replacement needs).
-        await db.commit()
-        restored = await backups.restore_backup(_engine(db), ctx.settings, path,
-                                                actor_id=ctx.actor.id)
+        backup = await backups.get_backup(db, ids[0])
+        if not ctx.confirmed:
+            return ActionResult(
+                f"Restoring {backup.filename} replaces every table with the data of "
+                f"{show(backup.created_at)} UTC; everyone, you too, signs in again.",
+                1, confirm="Yes, restore it", ids=ids,
+            )
+        restored = await backups.restore_in_request(
+            db, ctx.settings, backups.backup_path(ctx.settings, backup), actor_id=ctx.actor.id
+        )
     except BackupError as exc:
         raise AdminError(f"Nothing was restored: {exc}") from None
     return ActionResult(
-        f"Restored {path.name} ({restored.manifest.total_rows:,} rows); the database as it "
-        f"was just before is in {restored.safety_backup.filename}.", 1)
+        f"Restored {backup.filename} ({restored.manifest.total_rows:,} rows); the database as "
+        f"it was just before is in {restored.safety_backup.filename}.", 1)
 
 
 def _engine(db: AsyncSession) -> AsyncEngine:

@@ -548,6 +548,19 @@ async def restore_backup(
     return Restored(manifest, backup)
 
 
+async def restore_in_request(
+    db: AsyncSession, settings: Settings, path: Path, *, actor_id: int | None
+) -> Restored:
+    """``restore_backup`` from a request that holds ``db``: the request's own transaction ends
+    first, since its locks would block the restore's (on PostgreSQL even a read keeps a lock
+    that replacing a table waits for; SQLite allows one writer)."""
+    engine = db.bind
+    if not isinstance(engine, AsyncEngine):
+        raise TypeError("the request's session must be bound to the app's engine")
+    await db.commit()
+    return await restore_backup(engine, settings, path, actor_id=actor_id)
+
+
 async def _outcome(task: asyncio.Future[_T] | None) -> _T | None:
     """The result of ``task`` once it has ended, or None if it failed (or never started)."""
     if task is None:

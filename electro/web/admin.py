@@ -119,14 +119,11 @@ async def _engine_and_admin() -> tuple[AsyncEngine, int]:
 
 
 async def _restore(path: Path) -> Response:
-    """Restore ``path`` (verified by the service before anything is touched). The request's own
-    transaction ends first: its locks would block the restore's (PostgreSQL's TRUNCATE waits
-    for every reader; SQLite allows one writer)."""
-    await db().commit()
-    engine, admin_id = await _engine_and_admin()
+    """Restore ``path`` (verified by the service before anything is touched)."""
+    _, admin_id = await _engine_and_admin()
     try:
-        restored = await backups.restore_backup(engine, runtime().settings, path,
-                                                actor_id=admin_id)
+        restored = await backups.restore_in_request(db(), runtime().settings, path,
+                                                    actor_id=admin_id)
     except backups.BackupError as exc:
         return await _backups_page(422, error=f"Nothing was restored: {exc}")
     return await _backups_page(message=(
