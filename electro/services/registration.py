@@ -113,12 +113,14 @@ async def start(
                 if (p := await field_problem(db, settings, f, form, replaces))}
     if problems:
         raise FormProblems(problems)
+    # Hash first: on SQLite the DELETE below starts the write, and no writer should wait
+    # for argon2.
+    password_hash = await passwords.hash(form["password"])
     if replaces is not None:
         await db.execute(delete(OneTimeKey).where(
             OneTimeKey.id == replaces, OneTimeKey.purpose == "register",
             OneTimeKey.used_at.is_(None)))
     username, email = form["username"], normalise_email(form["email"])
-    password_hash = await passwords.hash(form["password"])
     key, row = await keys.issue(db, settings, "register", username=username, email=email,
                                 password_hash=password_hash)
     owner = await db.scalar(select(User).where(func.lower(User.email) == email))
