@@ -49,5 +49,13 @@ async def queued_mail(app: Any, template: str) -> int:
             select(func.count(OutboxMail.id)).where(OutboxMail.template == template)) or 0)
 
 
+async def mail_queued_to(app: Any, address: str) -> int:
+    """Mail written to the outbox for ``address``: a request queues in its own transaction, so
+    unlike the SMTP mailbox (filled later by the sender) this cannot be checked too early."""
+    async with app.extensions["electro"].sessions() as db:
+        return int(await db.scalar(
+            select(func.count(OutboxMail.id)).where(OutboxMail.to_addr == address)) or 0)
+
+
 def mask_csrf(page: str) -> str:
     return re.sub(r'(name="csrf_token" value="|"X-CSRF-Token": ")[^"]+', r"\1MASKED", page)
