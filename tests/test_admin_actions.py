@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -231,9 +231,9 @@ async def test_a_group_action_costs_the_same_statements_for_20_rows_as_for_2000(
 
 
 async def test_block_dates_in_forms_are_parsed_as_utc(app: Any) -> None:
-    assert admin_tables.parse_when("2030-01-01T02:00+02:00") == admin_tables.parse_when(
-        "2030-01-01 00:00")
-    assert admin_tables.parse_when("2030-01-01T00:00:00.123") < clock.now().replace(year=2031)
+    assert admin_tables.parse_when("2030-01-01T02:00+02:00") == datetime(2030, 1, 1, 0, 0)
+    assert admin_tables.parse_when("2030-01-01 00:00") == datetime(2030, 1, 1, 0, 0)
+    assert admin_tables.parse_when("2030-01-01T00:00:00.123") == datetime(2030, 1, 1)
 
 
 async def test_block_until_a_date_refuses_the_blocked_session_at_once(

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 
 from electro.models import Category, Event, IpBlock, OneTimeKey, Product, SearchRecord, User
 from electro.models import UserSession as SessionRow
@@ -102,17 +102,26 @@ async def test_search_matches_case_insensitively_and_escapes_like_wildcards(
 
 
 async def test_sort_by_any_sortable_column_both_ways(app: Any, admin_client: Client) -> None:
-    _, ids = await seed_catalogue(app, products=4)
+    _, ids = await seed_catalogue(app, products=4)  # named in id order
+    # Price and stock in orders of their own, so each sort shows which column it used.
+    prices, stocks = [300, 100, 400, 200], [7, 9, 5, 8]
+    async with app.extensions["electro"].sessions.begin() as db:
+        for product_id, cents, stock in zip(ids, prices, stocks, strict=True):
+            await db.execute(update(Product).where(Product.id == product_id)
+                             .values(price_cents=cents, stock=stock))
 
     async def order(**args: str) -> list[int]:
         response = await admin_client.get("/admin/tables/products", query_string=args)
         return row_ids(await response.get_data(as_text=True))
 
-    assert await order(sort="price", dir="asc") == ids
-    assert await order(sort="price", dir="desc") == ids[::-1]
-    assert await order(sort="stock", dir="desc") == ids[::-1]
+    by_price = [ids[i] for i in (1, 3, 0, 2)]
+    assert await order(sort="price", dir="asc") == by_price
+    assert await order(sort="price", dir="desc") == by_price[::-1]
+    assert await order(sort="stock", dir="desc") == [ids[i] for i in (1, 3, 0, 2)]
+    assert await order(sort="stock", dir="asc") == [ids[i] for i in (2, 0, 3, 1)]
+    assert await order(sort="name", dir="desc") == ids[::-1]
     assert await order(sort="password_hash", dir="desc") == ids  # unknown: default (name asc)
-    assert await order(sort="price", dir="sideways") == ids
+    assert await order(sort="price", dir="sideways") == by_price  # unknown way: ascending
 
 
 async def test_pagination_is_bounded_and_kept_in_the_links(
@@ -194,7 +203,7 @@ async def test_an_invalid_value_answers_422_with_the_editor_and_its_message(
     html = await response.get_data(as_text=True)
     assert response.status_code == 422
     assert 'class="row-editor"' in html and message in html
-    assert f'name="{field}" value="{value}"' in html or field == "name"  # the input keeps it
+    assert f'name="{field}" value="{value}"' in html  # the input keeps what was typed
     assert (await one(app, Product, ids[0])).version == int(version)  # nothing saved
 
 

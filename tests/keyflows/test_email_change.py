@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from electro.models import Event, OneTimeKey, User
+from tests.accounts_support import user_row
 from tests.conftest import TEST_PASSWORD, Client, Mailbox, make_user, sign_in
 from tests.keyflows.conftest import mailed_key, mailed_text, masked, text_of
 
@@ -37,7 +38,8 @@ async def test_email_change_end_to_end(app: Any, user_client: Client, mailbox: M
     assert "now uses new@example.com" in await text_of(done)
     assert await _email_of(app, "ann") == "new@example.com"
     async with app.extensions["electro"].sessions() as db:
-        assert await db.scalar(select(Event.actor_id).where(Event.type == "email_changed"))
+        assert await db.scalar(select(Event.actor_id).where(Event.type == "email_changed")) == (
+            await user_row(app, "ann")).id
     again = await user_client.post("/account/email/confirm", {"key": key})
     assert "This key does not work" in await text_of(again)
 
