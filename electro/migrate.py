@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ async def current_revision(engine: AsyncEngine) -> str | None:
         )
 
 
+@functools.cache  # reads every migration file; the head cannot change while the app runs
 def head_revision() -> str:
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:

@@ -497,7 +497,7 @@ async def test_bad_file_is_refused_before_anything_changes(
     damage(bad)
     before = await dump(engine)
     with pytest.raises(backups.BackupError, match=message):
-        await backups.check_upload(bad, max_bytes=10_000_000)
+        await backups.verify_backup(bad, max_bytes=10_000_000)
     with pytest.raises(backups.BackupError, match=message):
         await backups.restore_backup(engine, settings, bad)
     assert await dump(engine) == before  # not even a safety backup was taken
@@ -518,8 +518,8 @@ async def test_upload_over_the_limit_is_refused(engine: AsyncEngine, settings: S
     made = await backups.create_backup(engine, settings)
     path = backups.backup_path(settings, made)
     with pytest.raises(backups.BackupError, match="limited to 100 bytes"):
-        await backups.check_upload(path, max_bytes=100)
-    manifest = await backups.check_upload(path, max_bytes=made.size_bytes)
+        await backups.restore_backup(engine, settings, path, max_bytes=100)
+    manifest = await backups.verify_backup(path, max_bytes=made.size_bytes)
     assert manifest.row_counts == made.row_counts
 
 

@@ -176,16 +176,6 @@ def backup_path(settings: Settings, backup: models.Backup) -> Path:
     return path
 
 
-async def check_upload(path: Path, max_bytes: int) -> Manifest:
-    """Validate an uploaded file saved at ``path``: its size, then all ``verify_backup`` checks."""
-    size = (await asyncio.to_thread(path.stat)).st_size
-    if size > max_bytes:
-        raise BackupError(
-            f"the file is {size:,} bytes; uploads are limited to {max_bytes:,} bytes"
-        )
-    return await verify_backup(path)
-
-
 # ---------------------------------------------------------------- making a backup
 
 
@@ -406,15 +396,22 @@ def _seal(partial: Path, final: Path) -> tuple[int, str]:
 # ---------------------------------------------------------------- verifying a file
 
 
-async def verify_backup(path: Path) -> Manifest:
-    """Check a backup file completely before anything is touched: it is a zip of ours, of this
-    format version and schema revision, with exactly the expected tables and columns, and every
-    member matches its SHA-256, decompresses to the end and holds the announced number of rows."""
-    return await asyncio.to_thread(_verify, path, head_revision())
+async def verify_backup(path: Path, max_bytes: int | None = None) -> Manifest:
+    """Check a backup file completely before anything is touched: no larger than ``max_bytes``
+    (an upload's limit), a zip of ours, of this format version and schema revision, with
+    exactly the expected tables and columns, and every member matches its SHA-256, decompresses
+    to the end and holds the announced number of rows."""
+    return await asyncio.to_thread(_verify, path, max_bytes)
 
 
-def _verify(path: Path, head: str) -> Manifest:
+def _verify(path: Path, max_bytes: int | None) -> Manifest:
     try:
+        size = path.stat().st_size
+        if max_bytes is not None and size > max_bytes:
+            raise BackupError(
+                f"the file is {size:,} bytes; uploads are limited to {max_bytes:,} bytes"
+            )
+        head = head_revision()
         with zipfile.ZipFile(path) as zf:
             manifest = _read_manifest(zf)
             if manifest.schema_revision != head:
@@ -485,8 +482,10 @@ async def restore_backup(
     *,
     actor_id: int | None = None,
     progress: Progress | None = None,
+    max_bytes: int | None = None,
 ) -> Restored:
-    """Verify ``path``, take a safety backup, then replace every table in one transaction.
+    """Verify ``path`` (see ``verify_backup``), take a safety backup, then replace every table
+    in one transaction.
 
     The safety backup is a snapshot of the data the restore replaces, and the restore commits
     only once that file is complete. On SQLite the restore holds the write lock from its start,
@@ -498,7 +497,7 @@ async def restore_backup(
 
     On any failure the transaction rolls back, the database is as it was, a
     ``backup_restore_failed`` event is recorded and ``BackupError`` is raised."""
-    manifest = await verify_backup(path)
+    manifest = await verify_backup(path, max_bytes)
     revision = await current_revision(engine)
     if revision != manifest.schema_revision:
         raise BackupError(
@@ -549,7 +548,8 @@ async def restore_backup(
 
 
 async def restore_in_request(
-    db: AsyncSession, settings: Settings, path: Path, *, actor_id: int | None
+    db: AsyncSession, settings: Settings, path: Path, *, actor_id: int | None,
+    max_bytes: int | None = None,
 ) -> Restored:
     """``restore_backup`` from a request that holds ``db``: the request's own transaction ends
     first, since its locks would block the restore's (on PostgreSQL even a read keeps a lock
@@ -558,7 +558,7 @@ async def restore_in_request(
     if not isinstance(engine, AsyncEngine):
         raise TypeError("the request's session must be bound to the app's engine")
     await db.commit()
-    return await restore_backup(engine, settings, path, actor_id=actor_id)
+    return await restore_backup(engine, settings, path, actor_id=actor_id, max_bytes=max_bytes)
 
 
 async def _outcome(task: asyncio.Future[_T] | None) -> _T | None:

@@ -118,12 +118,12 @@ async def _engine_and_admin() -> tuple[AsyncEngine, int]:
     return engine, account.user.id
 
 
-async def _restore(path: Path) -> Response:
+async def _restore(path: Path, max_bytes: int | None = None) -> Response:
     """Restore ``path`` (verified by the service before anything is touched)."""
     _, admin_id = await _engine_and_admin()
     try:
         restored = await backups.restore_in_request(db(), runtime().settings, path,
-                                                    actor_id=admin_id)
+                                                    actor_id=admin_id, max_bytes=max_bytes)
     except backups.BackupError as exc:
         return await _backups_page(422, error=f"Nothing was restored: {exc}")
     return await _backups_page(message=(
@@ -186,7 +186,7 @@ async def backups_restore(backup_id: int) -> Response:
 @admin_required
 async def backups_upload() -> Response:
     """The body limit is the app's MAX_CONTENT_LENGTH (larger bodies get 413 before this runs);
-    the saved file is checked again by the service, then fully verified before the restore."""
+    the service checks the saved file's size again and verifies it fully before the restore."""
     if not await _confirmed():
         return await _backups_page(422, error=UNCONFIRMED)
     upload = (await request.files).get("file")
@@ -194,10 +194,7 @@ async def backups_upload() -> Response:
         return await _backups_page(422, error="Choose a backup file to upload.")
     path = await asyncio.to_thread(_save_upload, upload)
     try:
-        await backups.check_upload(path, runtime().settings.max_content_length)
-        return await _restore(path)
-    except backups.BackupError as exc:
-        return await _backups_page(422, error=f"Nothing was restored: {exc}")
+        return await _restore(path, max_bytes=runtime().settings.max_content_length)
     finally:
         await asyncio.to_thread(path.unlink, missing_ok=True)
 
