@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 
-from electro.models import Event, OutboxMail, User, UserSession
+from electro import clock
+from electro.models import Event, IpBlock, OutboxMail, User, UserSession
 from tests.conftest import TEST_PASSWORD, Client
 
 GENERIC = "The log-in name or password is not right"
@@ -55,6 +57,16 @@ async def mail_queued_to(app: Any, address: str) -> int:
     async with app.extensions["electro"].sessions() as db:
         return int(await db.scalar(
             select(func.count(OutboxMail.id)).where(OutboxMail.to_addr == address)) or 0)
+
+
+async def block_ip(app: Any, ip: str, hours: float = 1) -> int:
+    """An IP block row, as the admin panel's ip_blocks table adds it."""
+    async with app.extensions["electro"].sessions.begin() as db:
+        block = IpBlock(ip=ip, until=clock.now() + timedelta(hours=hours), reason="abuse",
+                        created_at=clock.now())
+        db.add(block)
+        await db.flush()
+        return block.id
 
 
 def mask_csrf(page: str) -> str:

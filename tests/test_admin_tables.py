@@ -366,6 +366,11 @@ async def test_add_ip_block_records_who_added_it(app: Any, admin_client: Client)
     bad_date = await admin_client.post("/admin/tables/ip_blocks/add",
                                        {"ip": "10.0.0.1", "until": "soon"}, htmx=True)
     assert "Enter a date and time like" in await bad_date.get_data(as_text=True)
+    past = await admin_client.post("/admin/tables/ip_blocks/add",
+                                   {"ip": "10.0.0.1", "until": "2020-01-01T00:00"}, htmx=True)
+    assert past.status_code == 422
+    assert "The block must end in the future" in await past.get_data(as_text=True)
+    assert await fetch(app, select(IpBlock.id)) == []
     good = await admin_client.post("/admin/tables/ip_blocks/add",
                                    {"ip": "2001:DB8::1", "until": "2030-01-01T00:00",
                                     "reason": "abuse"}, htmx=True)

@@ -17,6 +17,7 @@ from electro.security.passwords import Passwords
 from electro.services import blocking
 from tests.accounts_support import (
     GENERIC,
+    block_ip,
     events_of,
     log_in,
     mask_csrf,
@@ -211,8 +212,7 @@ async def test_inactive_account_gets_the_generic_error_and_a_mail(
 
 async def test_a_blocked_ip_cannot_log_in(app: Any, client: Client) -> None:
     await make_user(app, "ann")
-    async with app.extensions["electro"].sessions.begin() as db:
-        await blocking.block_ip(db, "203.0.113.9", clock.now() + timedelta(hours=1), "abuse", 1)
+    await block_ip(app, "203.0.113.9")
     response = await log_in(client, "ann", scope_base={"client": ("203.0.113.9", 1)})
     assert response.status_code == 200
     assert (await events_of(app, "authn_login_fail"))[-1].details["reason"] == "ip_blocked"

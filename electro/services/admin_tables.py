@@ -219,8 +219,12 @@ def parse_when(raw: str) -> datetime:
     return moment.replace(microsecond=0)
 
 
-async def when(_db: AsyncSession, raw: str) -> datetime:
-    return parse_when(raw)
+async def block_end(_db: AsyncSession, raw: str) -> datetime:
+    """A block's end: a date and time in the future (to end a block now, lift it)."""
+    try:
+        return blocking.check_until(parse_when(raw))
+    except BlockError as exc:
+        raise FieldError(str(exc)) from None
 
 
 async def ip_address(_db: AsyncSession, raw: str) -> str:
@@ -652,7 +656,7 @@ _account_blocks = Table(
     searchable=("user", "reason", "created_by"),
     sortable=("user", "until", "reason", "created_by", "created_at", "lifted_at"),
     default_sort=("created_at", "desc"),
-    editable=(Field("until", "until", when), Field("reason", "reason", text(500, False))),
+    editable=(Field("until", "until", block_end), Field("reason", "reason", text(500, False))),
     actions=(LIFT, DELETE),
 )
 
@@ -669,7 +673,7 @@ _ip_blocks = Table(
     searchable=("ip", "reason", "created_by"),
     sortable=("ip", "until", "reason", "created_by", "created_at", "lifted_at"),
     default_sort=("created_at", "desc"),
-    editable=(Field("ip", "ip", ip_address), Field("until", "until", when),
+    editable=(Field("ip", "ip", ip_address), Field("until", "until", block_end),
               Field("reason", "reason", text(500, False))),
     can_add=True, actions=(LIFT, DELETE),
 )

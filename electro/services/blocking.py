@@ -7,7 +7,6 @@ Everything here is set-based, so blocking 10,000 accounts is a handful of statem
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -27,8 +26,9 @@ class BlockError(ValueError):
     """A block request that cannot be carried out; the message says why, for the admin."""
 
 
-def _check_until(until: datetime) -> datetime:
-    """``until`` as naive UTC (the database's convention), refused unless in the future."""
+def check_until(until: datetime) -> datetime:
+    """``until`` as naive UTC (the database's convention), refused unless in the future: the
+    rule for every block's end (the admin tables' ``block_end`` field uses it too)."""
     if until.tzinfo is not None:
         until = until.astimezone(UTC).replace(tzinfo=None)
     if until <= clock.now():
@@ -43,7 +43,7 @@ async def block_accounts(
     """Block the accounts until ``until`` (naive UTC): their live sessions end at once and
     each owner is mailed the date and reason. Returns how many accounts were blocked (ids of
     accounts that do not exist are skipped)."""
-    until = _check_until(until)
+    until = check_until(until)
     ids = sorted(set(user_ids))
     if actor_id is not None and actor_id in ids:
         raise BlockError("You cannot block your own account; another admin would have to "
@@ -86,41 +86,6 @@ async def lift_account_blocks(
     )
     lifted = int(result.rowcount or 0)  # type: ignore[attr-defined]
     await events.record(db, "admin_lift_account_blocks", actor_id=actor_id, ids=ids,
-                        lifted=lifted)
-    return lifted
-
-
-async def block_ip(
-    db: AsyncSession, ip: str, until: datetime, reason: str, actor_id: int | None
-) -> IpBlock:
-    """Block an IP address until ``until``. Sessions coming from it are refused at their next
-    request (sessions.resolve checks the list), so nothing else needs ending here."""
-    try:
-        address = ipaddress.ip_address(ip.strip())
-    except ValueError:
-        raise BlockError(f"{ip.strip()[:60]!r} is not an IP address; write it like "
-                         "203.0.113.7 or 2001:db8::1.") from None
-    until = _check_until(until)
-    block = IpBlock(ip=str(address), until=until, reason=reason.strip()[:MAX_REASON],
-                    created_by_id=actor_id, created_at=clock.now())
-    db.add(block)
-    await db.flush()
-    await events.record(db, "admin_block_ip", actor_id=actor_id, ip_blocked=str(address),
-                        until=until.isoformat(), reason=block.reason, block_id=block.id)
-    return block
-
-
-async def lift_ip_block(db: AsyncSession, block_id: int, actor_id: int | None) -> int:
-    """Lift one IP block now; returns 1 if it was in force, else 0."""
-    now = clock.now()
-    result = await db.execute(
-        update(IpBlock)
-        .where(IpBlock.id == block_id, sessions.in_force(IpBlock, now))
-        .values(lifted_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    lifted = int(result.rowcount or 0)  # type: ignore[attr-defined]
-    await events.record(db, "admin_lift_ip_block", actor_id=actor_id, block_id=block_id,
                         lifted=lifted)
     return lifted
 
