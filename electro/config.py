@@ -67,10 +67,6 @@ class Settings:
         return self.database_url or f"sqlite+aiosqlite:///{self.instance_dir / 'electro.db'}"
 
     @property
-    def is_sqlite(self) -> bool:
-        return make_url(self.database).get_backend_name() == "sqlite"
-
-    @property
     def mail_dir(self) -> Path:
         return self.instance_dir / "mail"
 
@@ -83,25 +79,26 @@ _BOOL = {"1": True, "true": True, "yes": True, "on": True,
          "0": False, "false": False, "no": False, "off": False}
 
 
-def _convert(name: str, kind: Any, raw: Any) -> Any:
+def _convert(name: str, kind: str, raw: Any) -> Any:
+    """``kind`` is the field's annotation, a string (postponed annotations)."""
     if not isinstance(raw, str):
         return raw  # overrides from code are already typed
     env = PREFIX + name.upper()
-    if kind in (bool, "bool"):
+    if kind == "bool":
         if raw.strip().lower() not in _BOOL:
             raise SettingsError(f"{env} must be one of 1/0, true/false, yes/no; got {raw!r}")
         return _BOOL[raw.strip().lower()]
-    if kind in (int, "int"):
+    if kind == "int":
         try:
             return int(raw)
         except ValueError:
             raise SettingsError(f"{env} must be a whole number; got {raw!r}") from None
-    if kind in (float, "float"):
+    if kind == "float":
         try:
             return float(raw)
         except ValueError:
             raise SettingsError(f"{env} must be a number; got {raw!r}") from None
-    if kind in (Path, "Path"):
+    if kind == "Path":
         return Path(raw)
     return raw
 
@@ -111,17 +108,16 @@ def load_settings(
 ) -> Settings:
     """Defaults, then ``ELECTRO_*`` variables, then overrides (tests); checked before use."""
     environ = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
-    for f in fields(Settings):
-        env = PREFIX + f.name.upper()
-        if env in environ:
-            values[f.name] = _convert(f.name, f.type, environ[env])
-    unknown = set(overrides or {}) - {f.name for f in fields(Settings)}
+    kinds = {f.name: str(f.type) for f in fields(Settings)}
+    values: dict[str, Any] = {
+        name: _convert(name, kind, environ[PREFIX + name.upper()])
+        for name, kind in kinds.items() if PREFIX + name.upper() in environ
+    }
+    unknown = set(overrides or {}) - set(kinds)
     if unknown:
         raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
     for name, value in (overrides or {}).items():
-        kind = next(f.type for f in fields(Settings) if f.name == name)
-        values[name] = _convert(name, kind, value)
+        values[name] = _convert(name, kinds[name], value)
     settings = Settings(**values)
     _check(settings)
     return settings

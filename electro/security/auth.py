@@ -81,11 +81,11 @@ def sign_in(token: str) -> None:
     rotate_csrf_token()
 
 
-async def sign_out(reason: str = "logout") -> None:
+async def sign_out() -> None:
     """End the session on the server, not only in the browser."""
     user = current_app.extensions["QUART_AUTH"][0].load_user()
     if user.auth_id is not None:
-        await sessions.end_session_by_token(db(), user.auth_id, reason)
+        await sessions.end_session_by_token(db(), user.auth_id, "logout")
     logout_user()
     rotate_csrf_token()
 

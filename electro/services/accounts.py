@@ -7,7 +7,6 @@ locked, blocked or inactive, and only when the right password was given.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, func, or_, select, update
@@ -46,12 +45,6 @@ class PasswordChangeError(Exception):
 
 class SessionNotFound(Exception):
     """No live session with that id belongs to the asking account."""
-
-
-@dataclass(frozen=True)
-class LoggedIn:
-    user: User
-    token: str  # the clear session id, for the cookie only
 
 
 async def find_by_login(db: AsyncSession, login: str) -> User | None:
@@ -176,8 +169,9 @@ async def authenticate(
 async def log_in(
     db: AsyncSession, passwords: Passwords, settings: Settings, login: str, password: str,
     ip: str, user_agent: str, *, replaces: int | None = None,
-) -> LoggedIn:
-    """authenticate(), then a brand-new session (never a reused id: no fixation).
+) -> str:
+    """authenticate(), then a brand-new session (never a reused id: no fixation). Returns the
+    clear session id, for the cookie only.
 
     ``replaces``: the session this browser was signed in with, if any; it ends first, so it
     neither lingers nor counts against the per-account maximum (pushing out another device).
@@ -189,7 +183,7 @@ async def log_in(
     await events.record(db, "authn_login_success", actor_id=user.id, actor=user.username, ip=ip)
     await events.record(db, "session_created", actor_id=user.id, actor=user.username, ip=ip,
                         user_agent=clean_text(user_agent, 255))
-    return LoggedIn(user, token)
+    return token
 
 
 async def end_own_session(db: AsyncSession, user: User, session_id: int, ip: str) -> None:

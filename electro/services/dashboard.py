@@ -70,7 +70,7 @@ async def _per_day(db: AsyncSession, column: Any, start: datetime, *where: Any) 
     rows = await db.execute(
         select(day, func.count()).where(column >= start, *where).group_by(day)
     )
-    return {d if isinstance(d, date) else date.fromisoformat(d): int(n) for d, n in rows}
+    return {d: int(n) for d, n in rows}
 
 
 async def daily_series(db: AsyncSession, days: int = 30) -> list[Series]:

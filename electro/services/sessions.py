@@ -137,7 +137,7 @@ async def end_sessions(db: AsyncSession, where: object, reason: str) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-async def end_session_by_token(db: AsyncSession, token: str, reason: str = "logout") -> int:
+async def end_session_by_token(db: AsyncSession, token: str, reason: str) -> int:
     return await end_sessions(db, UserSession.token_hash == hash_key(token), reason)
 
 

@@ -36,7 +36,7 @@ async def login() -> Response:
     rt = runtime()
     previous = await current_account()
     try:
-        logged_in = await accounts.log_in(
+        session_id = await accounts.log_in(
             db(), rt.passwords, rt.settings, form.get("login", ""), form.get("password", ""),
             client_ip(), request.headers.get("User-Agent", ""),
             replaces=previous.session.id if previous else None,
@@ -46,13 +46,13 @@ async def login() -> Response:
         # produce byte-identical pages.
         return await render("login.html", "partials/login_form.html",
                             next=target, error=str(failure))
-    sign_in(logged_in.token)
+    sign_in(session_id)
     return redirect(target or "/")  # type: ignore[return-value]
 
 
 @bp.post("/logout")
 async def logout() -> Response:
-    await sign_out("logout")
+    await sign_out()
     response: Response = redirect("/")  # type: ignore[assignment]
     # Whatever this browser kept of the signed-in pages goes too (A13).
     response.headers["Clear-Site-Data"] = '"cache", "cookies", "storage"'
