@@ -15,7 +15,7 @@ from quart_rate_limiter import RateLimit
 
 from electro import tasks
 from electro.config import load_settings, parse_rate, with_secret_key
-from electro.db import make_engine, make_sessionmaker
+from electro.db import make_sessionmaker, opened
 from electro.security.auth import ElectroUser, load_account
 from electro.security.csrf import check_csrf, csrf_token
 from electro.security.headers import is_private_path, security_headers
@@ -100,13 +100,12 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
 
 async def _database() -> AsyncGenerator[None, None]:
     rt = runtime()
-    rt.engine = make_engine(rt.settings.database)
-    rt.sessions = make_sessionmaker(rt.engine)
-    try:
-        yield
-    finally:
-        await rt.engine.dispose()
-        rt.engine = rt.sessions = None
+    async with opened(rt.settings.database) as rt.engine:
+        rt.sessions = make_sessionmaker(rt.engine)
+        try:
+            yield
+        finally:
+            rt.engine = rt.sessions = None
 
 
 def _template_context() -> dict[str, Any]:

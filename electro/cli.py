@@ -16,7 +16,7 @@ from sqlalchemy import func, insert, select
 from tqdm import tqdm
 
 from electro.config import Settings, SettingsError, load_settings
-from electro.db import make_engine, make_sessionmaker
+from electro.db import make_sessionmaker, opened
 from electro.migrate import upgrade
 from electro.models import Category, Product
 from electro.security.passwords import Passwords, policy_problems
@@ -52,57 +52,49 @@ USES = ["everyday use", "the home office", "travel", "gaming nights", "students"
 async def init_db() -> None:
     settings = load_settings()
     settings.instance_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.database)
-    try:
+    async with opened(settings.database) as engine:
         await upgrade(engine)
-    finally:
-        await engine.dispose()
     print(f"database ready: {settings.database}")
 
 
 async def seed_demo(products: int, only_if_empty: bool) -> None:
     settings = load_settings()
-    engine = make_engine(settings.database)
-    sessions = make_sessionmaker(engine)
     rng = random.Random(7)  # the same demo catalogue every time  # noqa: S311
-    try:
-        async with sessions.begin() as db:
-            if only_if_empty and await db.scalar(select(func.count(Product.id))):
-                print("catalogue already has products; not seeding")
-                return
-            existing = {c.name: c.id for c in await db.scalars(select(Category))}
-            missing = [Category(name=name) for name in CATEGORIES if name not in existing]
-            db.add_all(missing)
-            await db.flush()  # one round trip assigns every new id
-            existing.update({c.name: c.id for c in missing})
-            batch: list[dict[str, object]] = []
-            for _ in tqdm(range(products), desc="products", unit="row", disable=products < 1000):
-                category = rng.choice(CATEGORIES)
-                kind = rng.choice(KINDS[category])
-                company = rng.choice(COMPANIES)
-                first, second, third = rng.sample(FEATURES, 3)
-                price = rng.randrange(999, 299_999)
-                batch.append({
-                    "name": f"{company.split()[0]} {kind} {rng.choice(ADJECTIVES)} "
-                            f"{rng.randint(2, 99)}",
-                    "company": company,
-                    "category_id": existing[category],
-                    "price_cents": price,
-                    "old_price_cents": price + rng.randrange(500, 20_000) if rng.random() < 0.2
-                    else None,
-                    "description": f"{first.capitalize()} {kind.lower()} with {second} and "
-                                   f"{third} design, made for {rng.choice(USES)}.",
-                    "stock": rng.randint(0, 250),
-                    "version": 1,
-                })
-                if len(batch) == 5000:
-                    await db.execute(insert(Product), batch)
-                    batch = []
-            if batch:
+    async with opened(settings.database) as engine, make_sessionmaker(engine).begin() as db:
+        if only_if_empty and await db.scalar(select(func.count(Product.id))):
+            print("catalogue already has products; not seeding")
+            return
+        existing = {c.name: c.id for c in await db.scalars(select(Category))}
+        missing = [Category(name=name) for name in CATEGORIES if name not in existing]
+        db.add_all(missing)
+        await db.flush()  # one round trip assigns every new id
+        existing.update({c.name: c.id for c in missing})
+        batch: list[dict[str, object]] = []
+        for _ in tqdm(range(products), desc="products", unit="row", disable=products < 1000):
+            category = rng.choice(CATEGORIES)
+            kind = rng.choice(KINDS[category])
+            company = rng.choice(COMPANIES)
+            first, second, third = rng.sample(FEATURES, 3)
+            price = rng.randrange(999, 299_999)
+            batch.append({
+                "name": f"{company.split()[0]} {kind} {rng.choice(ADJECTIVES)} "
+                        f"{rng.randint(2, 99)}",
+                "company": company,
+                "category_id": existing[category],
+                "price_cents": price,
+                "old_price_cents": price + rng.randrange(500, 20_000) if rng.random() < 0.2
+                else None,
+                "description": f"{first.capitalize()} {kind.lower()} with {second} and "
+                               f"{third} design, made for {rng.choice(USES)}.",
+                "stock": rng.randint(0, 250),
+                "version": 1,
+            })
+            if len(batch) == 5000:
                 await db.execute(insert(Product), batch)
-        print(f"seeded {products} products in {len(CATEGORIES)} categories")
-    finally:
-        await engine.dispose()
+                batch = []
+        if batch:
+            await db.execute(insert(Product), batch)
+    print(f"seeded {products} products in {len(CATEGORIES)} categories")
 
 
 def prompt_password() -> str:
@@ -132,10 +124,10 @@ async def create_admin(username: str, email: str, generate_if_no_admin: bool) ->
     # Format errors come before the password prompt: nobody types a password twice in vain.
     users.check_username(username)
     email = users.normalise_email(email)
-    engine = make_engine(settings.database)
-    try:
-        async with make_sessionmaker(engine).begin() as db:
-            generated = ""
+    async with opened(settings.database) as engine:
+        sessions = make_sessionmaker(engine)
+        generated = ""
+        async with sessions() as db:  # checks before the prompt, in a transaction of their own
             if generate_if_no_admin:
                 if await users.admin_exists(db):
                     print("admin account exists")
@@ -143,22 +135,19 @@ async def create_admin(username: str, email: str, generate_if_no_admin: bool) ->
                 generated = "" if settings.admin_password else generate_password(
                     settings, username, email
                 )
-                password = settings.admin_password or generated
-            else:
-                what = await users.taken(db, username, email)
-                if what:
-                    raise users.UserError(f"That {what} is already taken.")
-                password = settings.admin_password or await asyncio.to_thread(prompt_password)
+            elif what := await users.taken(db, username, email):
+                raise users.UserError(f"That {what} is already taken.")
+        password = (settings.admin_password or generated
+                    or await asyncio.to_thread(prompt_password))
+        async with sessions.begin() as db:  # create_user checks again: the name may be gone
             await users.create_user(
                 db, Passwords(settings), settings, username=username, email=email,
                 password=password, is_admin=True, actor="cli",
             )
-        print(f"admin account created: {username} <{email}>")
-        if generated:
-            print(f"  username: {username}\n  password: {generated}\n"
-                  "  (shown only this once; only its hash is stored)")
-    finally:
-        await engine.dispose()
+    print(f"admin account created: {username} <{email}>")
+    if generated:
+        print(f"  username: {username}\n  password: {generated}\n"
+              "  (shown only this once; only its hash is stored)")
 
 
 EVENT_FILTERS = ("type", "actor", "ip", "since", "until")  # as in the /admin/events URL
@@ -168,15 +157,14 @@ async def export_events(path: Path, options: dict[str, str]) -> None:
     """The same filter and JSON stream as the admin's events export, written to ``path``."""
     settings = load_settings()
     f = events.parse_filter(options)
-    engine = make_engine(settings.database)
-    try:
-        async with make_sessionmaker(engine)() as db:
-            with path.open("w", encoding="utf-8") as out:
-                async for chunk in events.export_json(db, f):
-                    await asyncio.to_thread(out.write, chunk)
-        print(f"wrote the events to {path}")
-    finally:
-        await engine.dispose()
+    async with opened(settings.database) as engine, make_sessionmaker(engine)() as db:
+        out = await asyncio.to_thread(path.open, "w", encoding="utf-8")
+        try:
+            async for chunk in events.export_json(db, f):
+                await asyncio.to_thread(out.write, chunk)
+        finally:
+            await asyncio.to_thread(out.close)
+    print(f"wrote the events to {path}")
 
 
 def _progress_bar(desc: str) -> tuple[tqdm, backups.Progress]:
@@ -202,13 +190,12 @@ def _copy(source: Path, target: Path) -> Path:
 
 async def backup(copy_to: Path | None) -> None:
     settings = load_settings()
-    engine = make_engine(settings.database)
     bar, progress = _progress_bar("backup")
     try:
-        made = await backups.create_backup(engine, settings, progress=progress)
+        async with opened(settings.database) as engine:
+            made = await backups.create_backup(engine, settings, progress=progress)
     finally:
         bar.close()
-        await engine.dispose()
     path = backups.backup_path(settings, made)
     print(f"backup {path} ({made.size_bytes:,} bytes, {sum(made.row_counts.values()):,} rows, "
           f"sha256 {made.sha256})")
@@ -218,13 +205,12 @@ async def backup(copy_to: Path | None) -> None:
 
 async def restore(path: Path) -> None:
     settings = load_settings()
-    engine = make_engine(settings.database)
     bar, progress = _progress_bar("restore")
     try:
-        done = await backups.restore_backup(engine, settings, path, progress=progress)
+        async with opened(settings.database) as engine:
+            done = await backups.restore_backup(engine, settings, path, progress=progress)
     finally:
         bar.close()
-        await engine.dispose()
     print(f"restored {done.manifest.total_rows:,} rows from {path} "
           f"(made {done.manifest.created_at:%Y-%m-%d %H:%M:%S} UTC); the previous data is in "
           f"{backups.backup_path(settings, done.safety_backup)}")

@@ -35,7 +35,9 @@ class Passwords:
             type=Type.ID,
         )
         self._slots = asyncio.Semaphore(settings.hash_concurrency)
-        self._dummy_hash: str | None = None
+        # Made at start-up: made at the first unknown login instead, that one answer would take
+        # a hash longer than any other (a timing tell).
+        self._dummy_hash = self._hasher.hash("dummy password for timing only")
 
     async def hash(self, password: str) -> str:
         async with self._slots:
@@ -61,8 +63,6 @@ class Passwords:
     async def verify_dummy(self, password: str) -> None:
         """Spend the time of a real verification, so an unknown login answers as slowly as a
         known one (no user enumeration by timing)."""
-        if self._dummy_hash is None:
-            self._dummy_hash = await self.hash("dummy password for timing only")
         await self.verify(self._dummy_hash, password)
 
 
