@@ -12,6 +12,12 @@ def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None) + _offset
 
 
+def naive_utc(moment: datetime) -> datetime:
+    """``moment`` as stored: a time with a zone becomes UTC without it; a naive one is UTC
+    already."""
+    return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
+
+
 def advance(delta: timedelta) -> None:
     """Move the clock forward (tests only)."""
     global _offset

@@ -18,11 +18,10 @@ import math
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import (
     DateTime,
     Integer,
@@ -59,7 +58,7 @@ from electro.models import (
     User,
     UserSession,
 )
-from electro.services import backups, blocking, events
+from electro.services import backups, blocking, events, users
 from electro.services.backups import BackupError
 from electro.services.blocking import BlockError
 from electro.services.mail import QUEUED_FLAG, render_mail
@@ -154,7 +153,6 @@ def show_short(value: Any) -> str:
 
 Parser = Callable[[AsyncSession, str], Awaitable[Any]]
 _MONEY = re.compile(r"\d{1,7}(\.\d{1,2})?")  # fits a 32-bit integer of cents
-_USERNAME = re.compile(r"[A-Za-z0-9_.-]{3,32}")
 
 
 def text(max_len: int, required: bool = True) -> Parser:
@@ -195,18 +193,17 @@ async def yes_no(_db: AsyncSession, raw: str) -> bool:
 
 
 async def username(_db: AsyncSession, raw: str) -> str:
-    value = raw.strip()
-    if not _USERNAME.fullmatch(value):
-        raise FieldError("3 to 32 characters: letters, digits, _ . or -")
-    return value
+    try:
+        return users.check_username(raw.strip())
+    except users.UserError as exc:
+        raise FieldError(str(exc)) from None
 
 
 async def email(_db: AsyncSession, raw: str) -> str:
     try:
-        checked = validate_email(raw.strip(), check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise FieldError(f"Enter a valid e-mail address ({exc})") from None
-    return checked.normalized.lower()
+        return users.normalise_email(raw.strip())
+    except users.UserError as exc:
+        raise FieldError(str(exc)) from None
 
 
 def parse_when(raw: str) -> datetime:
@@ -214,9 +211,7 @@ def parse_when(raw: str) -> datetime:
         moment = datetime.fromisoformat(raw.strip().replace(" ", "T"))
     except ValueError:
         raise FieldError("Enter a date and time like 2026-12-31T18:00") from None
-    if moment.tzinfo is not None:  # stored as naive UTC
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment.replace(microsecond=0)
+    return clock.naive_utc(moment).replace(microsecond=0)
 
 
 async def block_end(_db: AsyncSession, raw: str) -> datetime:

@@ -8,7 +8,7 @@ Everything here is set-based, so blocking 10,000 accounts is a handful of statem
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,8 +29,7 @@ class BlockError(ValueError):
 def check_until(until: datetime) -> datetime:
     """``until`` as naive UTC (the database's convention), refused unless in the future: the
     rule for every block's end (the admin tables' ``block_end`` field uses it too)."""
-    if until.tzinfo is not None:
-        until = until.astimezone(UTC).replace(tzinfo=None)
+    until = clock.naive_utc(until)
     if until <= clock.now():
         raise BlockError("The block must end in the future; pick a later date and time (UTC).")
     return until

@@ -6,7 +6,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Select, delete, func, or_, select
@@ -112,9 +112,7 @@ def _parse_time(name: str, raw: str, *, end_of_day: bool) -> datetime | None:
             f"{name!r} must be a date (2026-11-25) or a date and time (2026-11-25T14:30); "
             f"got {clean_text(raw, 40)!r}"
         ) from None
-    if moment.tzinfo is not None:  # stored times are naive UTC
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
+    return clock.naive_utc(moment)
 
 
 def parse_filter(args: Mapping[str, str]) -> EventFilter:
