@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from electro import clock
 from electro.config import Settings
+from electro.db import among
 from electro.models import AccountBlock, IpBlock, User, UserSession
 from electro.services import events, sessions
 from electro.services.mail import send_mails
@@ -49,7 +50,7 @@ async def block_accounts(
                          "lift it. Untick your own row and try again.")
     reason = reason.strip()[:MAX_REASON]
     owners = (await db.execute(
-        select(User.id, User.username, User.email).where(User.id.in_(ids)).order_by(User.id)
+        select(User.id, User.username, User.email).where(among(db, User.id, ids)).order_by(User.id)
     )).all()
     if not owners:
         return 0
@@ -60,7 +61,7 @@ async def block_accounts(
         for owner in owners
     ])
     found = [owner.id for owner in owners]
-    ended = await sessions.end_sessions(db, UserSession.user_id.in_(found), "blocked")
+    ended = await sessions.end_sessions(db, among(db, UserSession.user_id, found), "blocked")
     until_text = until.strftime("%Y-%m-%d %H:%M UTC")
     await send_mails(db, settings, "account_blocked", [
         (owner.email, {"username": owner.username, "until": until_text, "reason": reason})
@@ -79,7 +80,7 @@ async def lift_account_blocks(
     ids = sorted(set(user_ids))
     result = await db.execute(
         update(AccountBlock)
-        .where(AccountBlock.user_id.in_(ids), sessions.in_force(AccountBlock, now))
+        .where(among(db, AccountBlock.user_id, ids), sessions.in_force(AccountBlock, now))
         .values(lifted_at=now)
         .execution_options(synchronize_session=False)
     )
