@@ -49,9 +49,10 @@ async def test_blocking_ends_live_sessions_at_once_and_mails_each_owner(
     assert (await ann_client.get("/account")).status_code == 302
     assert (await bob_client.get("/account")).status_code == 302
     assert (await cid_client.get("/account")).status_code == 200
-    for address in ("ann@example.com", "bob@example.com"):
-        [mail] = await mailbox.wait_for(address)
+    for name in ("ann", "bob"):
+        [mail] = await mailbox.wait_for(f"{name}@example.com")
         assert mail["Subject"] == "Your E-lectro account has been blocked"
+        assert f"Hello {name}," in body_of(mail)  # each notice names its own owner
         assert "payment fraud" in body_of(mail)
         assert (clock.now() + timedelta(hours=48)).strftime("%Y-%m-%d") in body_of(mail)
     [event] = await events_of(app, "admin_block_accounts")

@@ -23,14 +23,12 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
-    DateTime,
     String,
     and_,
     cast,
     delete,
     func,
     insert,
-    literal,
     or_,
     select,
     update,
@@ -57,7 +55,7 @@ from electro.models import (
 from electro.services import backups, blocking, events, users
 from electro.services.backups import BackupError
 from electro.services.blocking import BlockError
-from electro.services.mail import QUEUED_FLAG, render_mail
+from electro.services.mail import send_mail_to_users
 from electro.services.sessions import end_sessions, in_force
 
 MAX_IDS = 10_000  # ticked rows per group action; the form and the IN list stay bounded
@@ -401,33 +399,8 @@ async def _delete_inactive(db: AsyncSession, ctx: ActionContext, ids: list[int])
 
 
 # Rendered once with this mark where the username goes; the database fills in each name.
-_NAME_SLOT = "\ue000"  # a private-use character: no template text or filter produces it
-
-
-def _per_user(rendered: str) -> Any:
-    """SQL text: ``rendered`` with each name slot replaced by the row's username."""
-    first, *rest = rendered.split(_NAME_SLOT)
-    expr: Any = literal(first, String)
-    for part in rest:
-        expr = expr + User.username + literal(part, String)
-    return expr
-
-
 async def _send_test_mail(db: AsyncSession, ctx: ActionContext, ids: list[int]) -> ActionResult:
-    """One outbox row per account from one INSERT ... SELECT: no row passes through Python."""
-    subject, body = render_mail("test", {"base_url": ctx.settings.base_url,
-                                         "username": _NAME_SLOT})
-    now = clock.now()
-    columns = {
-        "to_addr": User.email, "subject": _per_user(subject), "body": _per_user(body),
-        "template": literal("test"), "status": literal("pending"), "attempts": literal(0),
-        "next_attempt_at": literal(now, DateTime), "last_error": literal(""),
-        "created_at": literal(now, DateTime),
-    }
-    result = await db.execute(insert(OutboxMail).from_select(
-        list(columns), select(*columns.values()).where(among(db, User.id, ids))))
-    db.info[QUEUED_FLAG] = True  # the web layer wakes the sender after the commit
-    n = _rowcount(result)
+    n = await send_mail_to_users(db, ctx.settings, "test", among(db, User.id, ids))
     return ActionResult(f"Queued {_plural(n, 'test e-mail')}.", n)
 
 

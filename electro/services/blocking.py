@@ -18,7 +18,7 @@ from electro.config import Settings
 from electro.db import among
 from electro.models import AccountBlock, IpBlock, User, UserSession
 from electro.services import events, sessions
-from electro.services.mail import send_mails
+from electro.services.mail import send_mail_to_users
 
 MAX_REASON = 500
 
@@ -49,24 +49,19 @@ async def block_accounts(
         raise BlockError("You cannot block your own account; another admin would have to "
                          "lift it. Untick your own row and try again.")
     reason = reason.strip()[:MAX_REASON]
-    owners = (await db.execute(
-        select(User.id, User.username, User.email).where(among(db, User.id, ids)).order_by(User.id)
-    )).all()
-    if not owners:
+    found = list(await db.scalars(
+        select(User.id).where(among(db, User.id, ids)).order_by(User.id)))
+    if not found:
         return 0
     now = clock.now()
     await db.execute(insert(AccountBlock), [
-        {"user_id": owner.id, "until": until, "reason": reason, "created_by_id": actor_id,
+        {"user_id": user_id, "until": until, "reason": reason, "created_by_id": actor_id,
          "created_at": now}
-        for owner in owners
+        for user_id in found
     ])
-    found = [owner.id for owner in owners]
     ended = await sessions.end_sessions(db, among(db, UserSession.user_id, found), "blocked")
-    until_text = until.strftime("%Y-%m-%d %H:%M UTC")
-    await send_mails(db, settings, "account_blocked", [
-        (owner.email, {"username": owner.username, "until": until_text, "reason": reason})
-        for owner in owners
-    ])
+    await send_mail_to_users(db, settings, "account_blocked", among(db, User.id, found),
+                             until=until.strftime("%Y-%m-%d %H:%M UTC"), reason=reason)
     await events.record(db, "admin_block_accounts", actor_id=actor_id, ids=found,
                         until=until.isoformat(), reason=reason, ended=ended)
     return len(found)
