@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from electro import clock
 from electro.config import Settings
 from electro.models import Event, OutboxMail, Product, SearchRecord, User, UserSession
-from electro.services.sessions import account_blocked
+from electro.services.sessions import account_blocked, live, longest_lifetime
 
 LOGIN_FAIL = "authn_login_fail"
 
@@ -44,18 +44,13 @@ def _count(entity: Any, *where: Any) -> Any:
 async def counts(db: AsyncSession, settings: Settings) -> Counts:
     """Every count in one round trip (scalar subqueries in one SELECT)."""
     now = clock.now()
-    # A session is live while it would still sign in: not ended, not idle, not past the longest
-    # lifetime (an admin's shorter one is enforced at use; this is a dashboard figure).
-    longest = max(timedelta(days=settings.session_max_days),
-                  timedelta(hours=settings.admin_session_max_hours))
     row = (await db.execute(select(
         _count(User),
         _count(User, User.is_active.is_(True)),
         _count(User, account_blocked(User.id, now)),
         _count(Product),
-        _count(UserSession, UserSession.ended_at.is_(None),
-               UserSession.last_seen_at >= now - timedelta(minutes=settings.session_idle_minutes),
-               UserSession.created_at >= now - longest),
+        # An admin's shorter lifetime is enforced at use; this is a dashboard figure.
+        _count(UserSession, live(settings, now, longest_lifetime(settings))),
         _count(OutboxMail, OutboxMail.status == "pending"),
         _count(OutboxMail, OutboxMail.status == "failed"),
         _count(Event, Event.created_at >= now - timedelta(hours=24)),

@@ -64,6 +64,19 @@ def max_age(settings: Settings, user: User) -> timedelta:
     return timedelta(days=settings.session_max_days)
 
 
+def longest_lifetime(settings: Settings) -> timedelta:
+    """The longest any session may live (an admin's may be shorter, and is refused at use)."""
+    return max(timedelta(days=settings.session_max_days),
+               timedelta(hours=settings.admin_session_max_hours))
+
+
+def live(settings: Settings, now: datetime, lifetime: timedelta) -> ColumnElement[bool]:
+    """A session that would still sign in: not ended, not idle, younger than ``lifetime``."""
+    return and_(UserSession.ended_at.is_(None),
+                UserSession.last_seen_at >= now - timedelta(minutes=settings.session_idle_minutes),
+                UserSession.created_at >= now - lifetime)
+
+
 async def start_session(
     db: AsyncSession, settings: Settings, user: User, ip: str, user_agent: str
 ) -> str:
@@ -161,12 +174,9 @@ async def end_own_session(db: AsyncSession, user_id: int, session_id: int) -> in
 
 async def live_sessions(db: AsyncSession, settings: Settings, user: User) -> list[UserSession]:
     """The account's sessions that would still sign in now, newest first."""
-    now = clock.now()
     rows = await db.scalars(
         select(UserSession)
-        .where(UserSession.user_id == user.id, UserSession.ended_at.is_(None),
-               UserSession.last_seen_at >= now - timedelta(minutes=settings.session_idle_minutes),
-               UserSession.created_at >= now - max_age(settings, user))
+        .where(UserSession.user_id == user.id, live(settings, clock.now(), max_age(settings, user)))
         .order_by(UserSession.last_seen_at.desc())
     )
     return list(rows)
@@ -175,12 +185,5 @@ async def live_sessions(db: AsyncSession, settings: Settings, user: User) -> lis
 async def purge_expired(db: AsyncSession, settings: Settings) -> int:
     """Tidy-up job: mark sessions ended that expired without being seen again. Correctness
     never depends on it (resolve() checks the times itself)."""
-    now = clock.now()
-    idle_cutoff = now - timedelta(minutes=settings.session_idle_minutes)
-    # The longest lifetime (admins' may be shorter, and resolve() refuses those in time).
-    age_cutoff = now - max(timedelta(days=settings.session_max_days),
-                           timedelta(hours=settings.admin_session_max_hours))
     return await end_sessions(
-        db, (UserSession.last_seen_at < idle_cutoff) | (UserSession.created_at < age_cutoff),
-        "expired",
-    )
+        db, ~live(settings, clock.now(), longest_lifetime(settings)), "expired")
