@@ -83,15 +83,14 @@ class SearchCache:
         identity = _client_identity()
         if (query, identity) in self.recorded:
             return  # stored (or refused for good) this hour: the database would ignore it
-        disallowed = await self.disallowed_words()
-        if trending.counts(query, hits, disallowed):
-            client = trending.client_hash(self.settings.secret_key, identity)
-            # The request's own session: a second connection per request would let N
-            # concurrent requests hold the whole pool while each waits for one more (a deadlock
-            # the bench found). It is committed as the response leaves, right after this write.
-            await trending.record(db(), query, client, hits, disallowed)
-        elif hits == 0 and len(query) >= trending.MIN_QUERY_LENGTH:
+        if hits == 0:
             return  # may find something once products are added: ask again next time
+        # The request's own session: a second connection per request would let N concurrent
+        # requests hold the whole pool while each waits for one more (a deadlock the bench
+        # found). It is committed as the response leaves, right after this write. A query that
+        # does not count (too short, disallowed) is not written.
+        await trending.record(db(), query, trending.client_hash(self.settings.secret_key, identity),
+                              hits, await self.disallowed_words())
         self.recorded.add((query, identity))
 
     async def trending(self) -> str:
