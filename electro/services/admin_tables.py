@@ -282,7 +282,6 @@ class Table:
     default_sort: tuple[str, str]
     editable: tuple[Field, ...] = ()
     can_add: bool = False
-    can_delete: bool = True
     actions: tuple[Action, ...] = ()
     guard: GuardFn | None = None  # refuses actions that would lock the actor out
 
@@ -294,6 +293,11 @@ class Table:
 
     def action(self, name: str) -> Action | None:
         return next((a for a in self.actions if a.name == name), None)
+
+    @property
+    def can_delete(self) -> bool:
+        """Rows have a Delete button exactly when the table offers the delete action."""
+        return self.action(DELETE.name) is not None
 
     @property
     def action_fields(self) -> set[str]:
@@ -323,8 +327,6 @@ def _rowcount(result: Any) -> int:
 async def delete_rows(db: AsyncSession, table: Table, ids: Sequence[int]) -> int:
     """One DELETE. Rows still referred to by a RESTRICT foreign key (a category with products)
     are refused with a message naming the referring table, before anything is deleted."""
-    if not table.can_delete:
-        raise AdminError(f"Rows of {table.title} cannot be deleted here.")
     for referring, fk_column in _restricting_keys(table.model):
         used = await db.scalar(
             select(func.count()).select_from(referring).where(among(db, fk_column, ids))
@@ -488,10 +490,10 @@ def _engine(db: AsyncSession) -> AsyncEngine:
     return engine
 
 
-# Actions that would lock the acting admin out if their own account were among the rows.
-LOCKING_OUT = {"deactivate", "delete", "block_accounts", "remove_admin"}
-_VERB = {"deactivate": "deactivate", "delete": "delete", "block_accounts": "block",
-         "remove_admin": "remove admin rights from"}
+# Actions that would lock the acting admin out if their own account were among the rows, and
+# the verb that says so.
+LOCKING_OUT = {"deactivate": "deactivate", "delete": "delete", "block_accounts": "block",
+               "remove_admin": "remove admin rights from"}
 
 
 async def guard_users(db: AsyncSession, actor: Actor, ids: Sequence[int], action: str) -> None:
@@ -499,7 +501,7 @@ async def guard_users(db: AsyncSession, actor: Actor, ids: Sequence[int], action
     if action not in LOCKING_OUT:
         return
     if actor.id in ids:
-        raise AdminError(f"You cannot {_VERB[action]} your own account.")
+        raise AdminError(f"You cannot {LOCKING_OUT[action]} your own account.")
     remaining = await db.scalar(
         select(func.count()).select_from(User)
         .where(User.is_admin.is_(True), User.is_active.is_(True),
@@ -696,7 +698,7 @@ _events = Table(
     searchable=("type", "actor", "ip", "path"),
     sortable=("created_at", "type", "actor", "actor_id", "ip", "path"),
     default_sort=("created_at", "desc"),
-    can_delete=False,  # the audit trail: only the retention job deletes events
+    # No delete: the audit trail; only the retention job deletes events.
 )
 
 _outbox = Table(
@@ -731,7 +733,7 @@ _backups = Table(
     ),
     searchable=("filename", "sha256"), sortable=("filename", "created_at", "size_bytes"),
     default_sort=("created_at", "desc"),
-    can_delete=False,  # a backup row and its file go together: the backups service owns both
+    # No delete: a backup row and its file go together; the backups service owns both.
     # The backups service records its own events (backup_created, backup_restored...).
     actions=(Action("make_backup", "Make a backup now", _make_backup, records_event=False,
                     needs_rows=False),
@@ -865,8 +867,15 @@ async def row_version(db: AsyncSession, table: Table, row_id: int) -> str:
     if version_col is not None:
         current = await db.scalar(select(version_col).where(model.id == row_id))
         return "" if current is None else str(current)
+    row = await _edit_values(db, table, row_id)
+    return "" if row is None else _hash_values(row)
+
+
+async def _edit_values(db: AsyncSession, table: Table, row_id: int) -> tuple[Any, ...] | None:
+    """The stored values of the editable columns (what a version hash covers)."""
+    model: Any = table.model
     row = (await db.execute(select(*_edit_columns(table)).where(model.id == row_id))).first()
-    return "" if row is None else _hash_values(tuple(row))
+    return None if row is None else tuple(row)
 
 
 def _edit_columns(table: Table) -> list[Any]:
@@ -924,10 +933,10 @@ async def update_row(
     if not table.editable:
         raise AdminError(f"Rows of {table.title} are not editable.")
     model: Any = table.model
-    await get_row(db, table, row_id)  # NotFound before any other message
+    unchanged = await get_row(db, table, row_id)  # NotFound before any other message
     values = await _convert(db, table, form, row_id, FORM_META, require_all=False)
     if not values:
-        return await get_row(db, table, row_id)
+        return unchanged
     version_col = _versioned(table)
     where = [model.id == row_id]
     if version_col is not None:
@@ -936,8 +945,8 @@ async def update_row(
         where.append(version_col == int(version))
         values[version_col.key] = version_col + 1
     else:
-        row = (await db.execute(select(*_edit_columns(table)).where(model.id == row_id))).first()
-        if row is None or _hash_values(tuple(row)) != version:
+        row = await _edit_values(db, table, row_id)
+        if row is None or _hash_values(row) != version:
             raise StaleRow()
         where += [col.is_not_distinct_from(old) for col, old in zip(
             _edit_columns(table), row, strict=True)]
