@@ -39,10 +39,18 @@ async def user_row(app: Any, username: str) -> User:
         return user
 
 
-async def session_rows(app: Any, user_id: int) -> list[UserSession]:
+async def session_rows(app: Any, user_id: int | None = None) -> list[UserSession]:
+    """The sessions of one account, or of all when ``user_id`` is None, oldest first."""
+    query = select(UserSession).order_by(UserSession.id)
+    if user_id is not None:
+        query = query.where(UserSession.user_id == user_id)
     async with app.extensions["electro"].sessions() as db:
-        return list(await db.scalars(
-            select(UserSession).where(UserSession.user_id == user_id).order_by(UserSession.id)))
+        return list(await db.scalars(query))
+
+
+async def count_rows(app: Any, model: Any) -> int:
+    async with app.extensions["electro"].sessions() as db:
+        return int(await db.scalar(select(func.count()).select_from(model)) or 0)
 
 
 async def queued_mail(app: Any, template: str) -> int:

@@ -15,7 +15,6 @@ Registered by ``pytest_plugins = ["tests.browser"]`` in tests/conftest.py. Use::
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from electro.app import create_app
+from electro.models import User
+from electro.services import sessions
+from tests.environment import IN_CI, TEST_SETTINGS, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -48,30 +53,15 @@ class LiveServer:
     env: dict[str, str]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def live_server_env(
     database_url: str, tmp_path: Path, smtp_server: tuple[Any, int]
 ) -> dict[str, str]:
     """The server's ``ELECTRO_*`` environment; update it in a test before ``live_server``."""
-    return {
-        "ELECTRO_DATABASE_URL": database_url,
-        "ELECTRO_INSTANCE_DIR": str(tmp_path / "live-instance"),
-        "ELECTRO_SECRET_KEY": "test-secret-key-not-for-production",
-        "ELECTRO_COOKIE_SECURE": "0",
-        "ELECTRO_SMTP_HOST": "127.0.0.1",
-        "ELECTRO_SMTP_PORT": str(smtp_server[1]),
-        # Cheap argon2 parameters keep the suite fast; production keeps the library defaults.
-        "ELECTRO_ARGON2_TIME_COST": "1",
-        "ELECTRO_ARGON2_MEMORY_KIB": "1024",
-        "ELECTRO_ARGON2_PARALLELISM": "1",
-        "ELECTRO_RATE_LIMITS": "0",
-    }
+    settings = {**TEST_SETTINGS, "database_url": database_url,
+                "instance_dir": tmp_path / "live-instance", "cookie_secure": "0",
+                "smtp_host": "127.0.0.1", "smtp_port": smtp_server[1], "rate_limits": "0"}
+    return {f"ELECTRO_{name.upper()}": str(value) for name, value in settings.items()}
 
 
 def _wait_until_healthy(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
@@ -96,7 +86,7 @@ def _wait_until_healthy(process: subprocess.Popen[bytes], url: str, log: Path) -
 @pytest.fixture
 def live_server(live_server_env: dict[str, str], tmp_path: Path) -> Iterator[LiveServer]:
     """hypercorn serving ``electro.asgi:app`` on a free port, on this test's database."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "ELECTRO_BASE_URL": url, **live_server_env}
     log = tmp_path / "live-server.log"
@@ -124,7 +114,7 @@ def _require_chromium() -> None:
     if CHROMIUM.exists():
         return
     reason = f"{CHROMIUM} is missing (apt-get install --no-install-recommends chromium)"
-    if os.environ.get("CI") == "true":
+    if IN_CI:
         pytest.fail(f"{reason}; CI=true, so browser tests must run")
     pytest.skip(reason)
 
@@ -178,3 +168,15 @@ async def js_disabled_page(browser: Any, browser_errors: list[str]) -> AsyncIter
     _watch(tab, browser_errors)
     yield tab
     await context.close()
+
+
+async def session_cookie(live_server: LiveServer, db: AsyncSession, user: User) -> dict[str, str]:
+    """A live session for ``user``, started in ``db``'s transaction in the server's database,
+    and its cookie signed with the server's secret key, as quart-auth's log-in would set it."""
+    signer = create_app({"secret_key": live_server.env["ELECTRO_SECRET_KEY"],
+                         "instance_dir": Path(live_server.env["ELECTRO_INSTANCE_DIR"])})
+    token = await sessions.start_session(db, signer.extensions["electro"].settings, user,
+                                         "127.0.0.1", "chromium")
+    auth = signer.extensions["QUART_AUTH"][0]
+    return {"name": auth.cookie_name, "value": auth.dump_token(token, app=signer),
+            "url": live_server.url}

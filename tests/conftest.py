@@ -8,7 +8,6 @@ import email
 import os
 import re
 import shutil
-import socket
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -28,10 +27,10 @@ from electro.db import make_engine
 from electro.migrate import upgrade
 from electro.models import User
 from electro.services import sessions
+from tests.environment import IN_CI, TEST_SETTINGS, free_port
 
 pytest_plugins = ["tests.browser"]
 PG_URL = os.environ.get("ELECTRO_TEST_DATABASE_URL", "")
-IN_CI = os.environ.get("CI") == "true"
 
 
 def pytest_report_header() -> str:
@@ -115,16 +114,10 @@ class Mailbox:
         return self.to(address)[:count]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def smtp_server() -> Iterator[tuple[Mailbox, int]]:
     mailbox = Mailbox()
-    port = _free_port()
+    port = free_port()
     controller = Controller(mailbox, hostname="127.0.0.1", port=port)
     controller.start()
     yield mailbox, port
@@ -150,14 +143,9 @@ def settings_overrides(
 ) -> dict[str, Any]:
     """Override per test by requesting this fixture and updating the dict."""
     return {
+        **TEST_SETTINGS,
         "database_url": database_url,
         "instance_dir": tmp_path / "instance",
-        "secret_key": "test-secret-key-not-for-production",
-        # Cheap argon2 parameters keep the suite fast; production keeps the library defaults.
-        "argon2_time_cost": 1,
-        "argon2_memory_kib": 1024,
-        "argon2_parallelism": 1,
-        "job_interval_seconds": 3600.0,
         "smtp_host": "127.0.0.1",
         "smtp_port": smtp_server[1],
     }
@@ -273,7 +261,7 @@ def redis_url() -> Iterator[str]:
         client.ping()
     except redis.RedisError as exc:
         reason = f"Redis not reachable at {REDIS_URL}: {exc}"
-        if os.environ.get("CI", "").lower() == "true":
+        if IN_CI:
             pytest.fail(reason)
         pytest.skip(reason)
     finally:

@@ -3,22 +3,19 @@ events filter swaps only the table and puts the filter in the address bar."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from electro import clock
-from electro.app import create_app
-from electro.config import Settings
 from electro.db import make_engine, make_sessionmaker
 from electro.models import Event, User
-from electro.services import sessions
+from tests.browser import session_cookie
 
 pytestmark = pytest.mark.browser
 
 
-async def _signed_in_admin(live_server: Any, database_url: str, tmp_path: Path) -> dict[str, str]:
+async def _signed_in_admin(live_server: Any, database_url: str) -> dict[str, str]:
     """An admin with a live session in the server's database, and its signed cookie."""
     engine = make_engine(database_url)
     try:
@@ -27,24 +24,19 @@ async def _signed_in_admin(live_server: Any, database_url: str, tmp_path: Path) 
                          is_admin=True)
             db.add(admin)
             await db.flush()
-            token = await sessions.start_session(db, Settings(), admin, "127.0.0.1", "chromium")
+            cookie = await session_cookie(live_server, db, admin)
             db.add_all([Event(type="alpha", created_at=clock.now()) for _ in range(3)]
                        + [Event(type="beta", ip="10.9.8.7", created_at=clock.now())
                           for _ in range(2)])
     finally:
         await engine.dispose()
-    # Signed with the server's secret key, as quart-auth's log-in would.
-    signer = create_app({"secret_key": live_server.env["ELECTRO_SECRET_KEY"],
-                         "database_url": database_url, "instance_dir": tmp_path / "signer"})
-    auth = signer.extensions["QUART_AUTH"][0]
-    return {"name": auth.cookie_name, "value": auth.dump_token(token, app=signer),
-            "url": live_server.url}
+    return cookie
 
 
 async def test_dashboard_and_events_filter_in_chromium(
-    live_server: Any, page: Any, browser_errors: list[str], database_url: str, tmp_path: Path
+    live_server: Any, page: Any, browser_errors: list[str], database_url: str
 ) -> None:
-    await page.context.add_cookies([await _signed_in_admin(live_server, database_url, tmp_path)])
+    await page.context.add_cookies([await _signed_in_admin(live_server, database_url)])
 
     response = await page.goto(live_server.url + "/admin")
     assert response.status == 200

@@ -8,19 +8,16 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from electro.app import create_app
 from electro.db import make_engine, make_sessionmaker
 from electro.models import Category, Product, User
-from electro.services import sessions
 from tests.admin_helpers import insert_rows
+from tests.browser import session_cookie
 
 pytestmark = pytest.mark.browser
 
 
 async def _seed_and_sign_in(live_server: Any, page: Any, database_url: str) -> dict[str, int]:
     """An admin signed in (a server-side session and its signed cookie), bob, and a product."""
-    app = create_app({"database_url": database_url,
-                      "secret_key": live_server.env["ELECTRO_SECRET_KEY"]})
     engine = make_engine(database_url)
     try:
         async with make_sessionmaker(engine).begin() as db:
@@ -30,14 +27,10 @@ async def _seed_and_sign_in(live_server: Any, page: Any, database_url: str) -> d
             (category,) = await insert_rows(db, Category, [{"name": "Phones"}])
             (product,) = await insert_rows(db, Product, [
                 {"name": "Phone", "category_id": category, "price_cents": 999}])
-            user = await db.get_one(User, admin)
-            token = await sessions.start_session(db, app.extensions["electro"].settings, user,
-                                                 "127.0.0.1", "chromium")
+            cookie = await session_cookie(live_server, db, await db.get_one(User, admin))
     finally:
         await engine.dispose()
-    auth = app.extensions["QUART_AUTH"][0]
-    await page.context.add_cookies([{"name": auth.cookie_name, "url": live_server.url,
-                                     "value": auth.dump_token(token, app=app)}])
+    await page.context.add_cookies([cookie])
     return {"admin": admin, "bob": bob, "product": product}
 
 

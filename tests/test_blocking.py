@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from electro import clock, tasks
 from electro.models import AccountBlock, IpBlock, UserSession
 from electro.services import blocking
-from tests.accounts_support import block_ip, events_of, log_in
+from tests.accounts_support import block_ip, events_of, log_in, session_rows
 from tests.conftest import Client, Mailbox, body_of, make_user, sign_in
 
 
@@ -127,7 +127,7 @@ async def test_an_ip_block_refuses_sessions_from_that_address(app: Any) -> None:
     assert (await client.get("/account", scope_base=elsewhere)).status_code == 200
     assert (await client.get("/account",
                              scope_base={"client": ("2001:db8::7", 1)})).status_code == 302
-    [row] = await _session_rows(app)
+    [row] = await session_rows(app)
     assert row.end_reason == "ip_blocked"
 
     async with rt.sessions.begin() as db:  # lifted (the admin's lift action, tested there)
@@ -136,8 +136,3 @@ async def test_an_ip_block_refuses_sessions_from_that_address(app: Any) -> None:
     await sign_in(app, client, ann)
     assert (await client.get("/account",
                              scope_base={"client": ("2001:db8::7", 1)})).status_code == 200
-
-
-async def _session_rows(app: Any) -> list[UserSession]:
-    async with app.extensions["electro"].sessions() as db:
-        return list(await db.scalars(select(UserSession).order_by(UserSession.id)))

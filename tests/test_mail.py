@@ -15,7 +15,8 @@ from electro import clock, tasks
 from electro.models import OutboxMail
 from electro.services import mail
 from electro.web import db as request_db
-from tests.conftest import Mailbox, _free_port, body_of
+from tests.conftest import Mailbox, body_of
+from tests.environment import free_port
 
 
 def _runtime(app: Any) -> Any:
@@ -39,7 +40,7 @@ async def test_queued_mail_is_delivered_over_smtp(app: Any, mailbox: Mailbox) ->
 
 async def test_smtp_outage_delays_mail_and_loses_nothing(app: Any, mailbox: Mailbox) -> None:
     rt = _runtime(app)
-    down = replace(rt.settings, smtp_port=_free_port())  # nothing listens there
+    down = replace(rt.settings, smtp_port=free_port())  # nothing listens there
     async with rt.sessions.begin() as db:
         for n in range(3):
             await mail.send_mail(db, down, f"u{n}@example.com", "test", username=f"u{n}")
@@ -59,7 +60,7 @@ async def test_smtp_outage_delays_mail_and_loses_nothing(app: Any, mailbox: Mail
 
 async def test_mail_fails_for_good_only_after_the_last_attempt(app: Any) -> None:
     rt = _runtime(app)
-    down = replace(rt.settings, smtp_port=_free_port())
+    down = replace(rt.settings, smtp_port=free_port())
     async with rt.sessions.begin() as db:
         await mail.send_mail(db, down, "x@example.com", "test", username="x")
     for _ in range(mail.MAX_ATTEMPTS):

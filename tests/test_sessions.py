@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from electro import clock
-from electro.models import AccountBlock, Event, IpBlock, User, UserSession
+from electro.models import AccountBlock, IpBlock, User, UserSession
 from electro.security.auth import admin_required, current_account, login_required
+from tests.accounts_support import events_of, session_rows
 from tests.conftest import Client, make_user, sign_in
 
 
@@ -31,22 +32,12 @@ def probes(app: Any) -> None:
         return "admin area"
 
 
-async def _session_rows(app: Any) -> list[UserSession]:
-    async with app.extensions["electro"].sessions() as db:
-        return list(await db.scalars(select(UserSession).order_by(UserSession.id)))
-
-
-async def _events(app: Any, type_: str) -> list[Event]:
-    async with app.extensions["electro"].sessions() as db:
-        return list(await db.scalars(select(Event).where(Event.type == type_)))
-
-
 @pytest.mark.usefixtures("probes")
 async def test_signed_in_request_sees_its_account(app: Any, user_client: Client) -> None:
     response = await user_client.get("/probe/user")
     assert response.status_code == 200
     assert await response.get_data(as_text=True) == "hello ann"
-    [row] = await _session_rows(app)
+    [row] = await session_rows(app)
     assert len(row.token_hash) == 64 and row.user_agent == "pytest"
 
 
@@ -66,7 +57,7 @@ async def test_admin_guard_refuses_signed_in_non_admins(
 ) -> None:
     assert (await user_client.get("/probe/admin")).status_code == 403
     assert (await user_client.get("/probe/admin", htmx=True)).status_code == 403
-    assert len(await _events(app, "authz_fail")) == 2
+    assert len(await events_of(app, "authz_fail")) == 2
     assert (await admin_client.get("/probe/admin")).status_code == 200
 
 
@@ -79,13 +70,13 @@ async def test_fourth_login_ends_the_oldest_session(app: Any) -> None:
         clock.advance(timedelta(seconds=1))
     codes = [(await c.get("/probe/user")).status_code for c in clients]
     assert codes == [302, 200, 200, 200]
-    rows = await _session_rows(app)
+    rows = await session_rows(app)
     assert [r.end_reason for r in rows] == ["replaced", None, None, None]
 
 
 @pytest.mark.usefixtures("probes")
 async def test_ended_session_cookie_is_refused_and_deleted(app: Any, user_client: Client) -> None:
-    [row] = await _session_rows(app)
+    [row] = await session_rows(app)
     async with app.extensions["electro"].sessions.begin() as db:
         (await db.get_one(UserSession, row.id)).ended_at = clock.now()
     response = await user_client.get("/probe/user")
@@ -102,9 +93,9 @@ async def test_idle_session_expires(app: Any, user_client: Client) -> None:
     assert (await user_client.get("/probe/user")).status_code == 200
     clock.advance(timedelta(minutes=idle, seconds=1))
     assert (await user_client.get("/probe/user")).status_code == 302
-    [row] = await _session_rows(app)
+    [row] = await session_rows(app)
     assert row.end_reason == "idle"
-    assert [e.details["reason"] for e in await _events(app, "session_refused")] == ["idle"]
+    assert [e.details["reason"] for e in await events_of(app, "session_refused")] == ["idle"]
 
 
 @pytest.mark.usefixtures("probes")
@@ -115,7 +106,7 @@ async def test_absolute_lifetime_ends_even_a_busy_session(app: Any, admin_client
         assert (await admin_client.get("/probe/admin")).status_code == 200
     clock.advance(timedelta(minutes=hours + 1))
     assert (await admin_client.get("/probe/admin")).status_code == 302
-    [row] = await _session_rows(app)
+    [row] = await session_rows(app)
     assert row.end_reason == "expired"
 
 
@@ -127,7 +118,7 @@ async def test_a_block_ends_the_session_at_once_and_expires_by_date(app: Any) ->
     async with app.extensions["electro"].sessions.begin() as db:
         db.add(AccountBlock(user_id=user.id, until=clock.now() + timedelta(hours=1), reason="x"))
     assert (await client.get("/probe/user")).status_code == 302
-    assert (await _session_rows(app))[0].end_reason == "blocked"
+    assert (await session_rows(app))[0].end_reason == "blocked"
     clock.advance(timedelta(hours=1, seconds=1))  # the block's date passed; no job has run
     await sign_in(app, client, user)
     assert (await client.get("/probe/user")).status_code == 200
@@ -140,7 +131,7 @@ async def test_deactivated_account_is_signed_out(app: Any, user_client: Client) 
         assert user is not None
         user.is_active = False
     assert (await user_client.get("/probe/user")).status_code == 302
-    assert (await _session_rows(app))[0].end_reason == "inactive"
+    assert (await session_rows(app))[0].end_reason == "inactive"
 
 
 @pytest.mark.usefixtures("probes")
@@ -148,7 +139,7 @@ async def test_blocked_ip_is_signed_out(app: Any, user_client: Client) -> None:
     async with app.extensions["electro"].sessions.begin() as db:
         db.add(IpBlock(ip="<local>", until=clock.now() + timedelta(days=1), reason="abuse"))
     assert (await user_client.get("/probe/user")).status_code == 302
-    assert (await _session_rows(app))[0].end_reason == "ip_blocked"
+    assert (await session_rows(app))[0].end_reason == "ip_blocked"
 
 
 @pytest.mark.parametrize(("policy", "status", "reason"),
@@ -172,7 +163,7 @@ async def test_client_ip_change_follows_the_policy(
         response = await client.raw.get("/probe/user",
                                         scope_base={"client": ("203.0.113.9", 4000)})
         assert response.status_code == status
-        assert (await _session_rows(app))[0].end_reason == reason
+        assert (await session_rows(app))[0].end_reason == reason
 
 
 async def test_purge_job_marks_expired_sessions_ended(app: Any, user_client: Client) -> None:
@@ -180,7 +171,7 @@ async def test_purge_job_marks_expired_sessions_ended(app: Any, user_client: Cli
 
     rt = app.extensions["electro"]
     await run_jobs_once(rt.sessions, rt.settings)
-    assert (await _session_rows(app))[0].ended_at is None  # live: untouched
+    assert (await session_rows(app))[0].ended_at is None  # live: untouched
     clock.advance(timedelta(minutes=rt.settings.session_idle_minutes, seconds=1))
     await run_jobs_once(rt.sessions, rt.settings)
-    assert (await _session_rows(app))[0].end_reason == "expired"
+    assert (await session_rows(app))[0].end_reason == "expired"

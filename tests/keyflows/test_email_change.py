@@ -7,9 +7,9 @@ from typing import Any
 from sqlalchemy import select
 
 from electro.models import Event, OneTimeKey, User
-from tests.accounts_support import user_row
+from tests.accounts_support import mask_csrf, user_row
 from tests.conftest import TEST_PASSWORD, Client, Mailbox, make_user, sign_in
-from tests.keyflows.conftest import mailed_key, mailed_text, masked, text_of
+from tests.keyflows.conftest import mailed_key, mailed_text, text_of
 
 
 async def _email_of(app: Any, username: str) -> str:
@@ -49,7 +49,7 @@ async def test_an_address_with_an_account_gets_a_notice_and_the_same_answer(
 ) -> None:
     await make_user(app, "bob")
     pages = [
-        masked(await text_of(await user_client.post(
+        mask_csrf(await text_of(await user_client.post(
             "/account/email", {"email": address, "current_password": TEST_PASSWORD})))
         for address in ("bob@example.com", "free@example.com")
     ]
@@ -58,12 +58,16 @@ async def test_an_address_with_an_account_gets_a_notice_and_the_same_answer(
     assert "Key:" in await mailed_text(mailbox, "free@example.com")
 
 
+async def _request_change(client: Client, mailbox: Mailbox, to: str = "x@example.com") -> str:
+    """Ask for a change to ``to``; returns the key mailed there."""
+    await client.post("/account/email", {"email": to, "current_password": TEST_PASSWORD})
+    return await mailed_key(mailbox, to)
+
+
 async def test_an_address_taken_meanwhile_gets_a_clear_message(
     app: Any, user_client: Client, mailbox: Mailbox
 ) -> None:
-    await user_client.post("/account/email", {"email": "x@example.com",
-                                              "current_password": TEST_PASSWORD})
-    key = await mailed_key(mailbox, "x@example.com")
+    key = await _request_change(user_client, mailbox)
     await make_user(app, "xavier", email="X@example.com")
     response = await user_client.post("/account/email/confirm", {"key": key})
     assert response.status_code == 200
@@ -74,9 +78,7 @@ async def test_an_address_taken_meanwhile_gets_a_clear_message(
 async def test_only_the_requesting_account_can_use_the_key(
     app: Any, user_client: Client, mailbox: Mailbox
 ) -> None:
-    await user_client.post("/account/email", {"email": "x@example.com",
-                                              "current_password": TEST_PASSWORD})
-    key = await mailed_key(mailbox, "x@example.com")
+    key = await _request_change(user_client, mailbox)
     anonymous = await Client(app).post("/account/email/confirm", {"key": key})
     assert anonymous.status_code == 302 and anonymous.headers["Location"].startswith("/login")
     # Wrong keys are charged to ann's pending change; the fifth ends it.
@@ -97,9 +99,7 @@ async def test_a_key_of_another_account_does_not_work(
 ) -> None:
     bob = Client(app)
     await sign_in(app, bob, await make_user(app, "bob"))
-    await user_client.post("/account/email", {"email": "x@example.com",
-                                              "current_password": TEST_PASSWORD})
-    key = await mailed_key(mailbox, "x@example.com")
+    key = await _request_change(user_client, mailbox)
     stolen = await bob.post("/account/email/confirm", {"key": key})
     assert "This key does not work" in await text_of(stolen)
     assert await _email_of(app, "bob") == "bob@example.com"

@@ -8,18 +8,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from electro import clock, tasks
 from electro.models import OneTimeKey, User
 from electro.services import keys
+from tests.accounts_support import count_rows
 from tests.conftest import Client, Mailbox
 from tests.keyflows.conftest import mailed_key, register, text_of
-
-
-async def _count(app: Any, model: Any) -> int:
-    async with app.extensions["electro"].sessions() as db:
-        return int(await db.scalar(select(func.count()).select_from(model)) or 0)
 
 
 async def test_an_expired_key_is_refused_before_any_purge(
@@ -31,8 +27,8 @@ async def test_an_expired_key_is_refused_before_any_purge(
     response = await client.post("/register/confirm", {"key": key})
     assert response.status_code == 200
     assert "This key does not work" in await text_of(response)
-    assert await _count(app, User) == 0
-    assert await _count(app, OneTimeKey) == 1  # refused by its date, not by the purge
+    assert await count_rows(app, User) == 0
+    assert await count_rows(app, OneTimeKey) == 1  # refused by its date, not by the purge
     rt = app.extensions["electro"]
     async with rt.sessions.begin() as db:
         assert await keys.purge_expired_keys(db, rt.settings) == 1
@@ -85,4 +81,4 @@ async def test_fifty_concurrent_confirmations_create_one_account(
     pages = [await text_of(r) for r in responses]
     assert sum("Your account is ready" in p for p in pages) == 1
     assert sum("This key does not work" in p for p in pages) == 49
-    assert await _count(app, User) == 1
+    assert await count_rows(app, User) == 1

@@ -6,15 +6,15 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from electro.models import Event, OneTimeKey, OutboxMail, User
+from electro.models import OneTimeKey, OutboxMail, User
 from electro.services import keys
+from tests.accounts_support import events_of, mask_csrf
 from tests.conftest import Client, Mailbox, make_user
 from tests.keyflows.conftest import (
     NEW_PASSWORD,
     all_cells,
     mailed_key,
     mailed_text,
-    masked,
     register,
     text_of,
 )
@@ -23,11 +23,6 @@ from tests.keyflows.conftest import (
 async def _users(app: Any) -> list[User]:
     async with app.extensions["electro"].sessions() as db:
         return list(await db.scalars(select(User).order_by(User.id)))
-
-
-async def _events(app: Any, type_: str) -> list[Event]:
-    async with app.extensions["electro"].sessions() as db:
-        return list(await db.scalars(select(Event).where(Event.type == type_)))
 
 
 async def test_register_then_confirm_creates_the_account(
@@ -57,7 +52,7 @@ async def test_register_then_confirm_creates_the_account(
     assert (user.username, user.email, user.is_active) == ("bob", "bob@example.com", True)
     assert user.password_hash.startswith("$argon2id$")
     assert await app.extensions["electro"].passwords.verify(user.password_hash, NEW_PASSWORD)
-    [created] = await _events(app, "user_created")
+    [created] = await events_of(app, "user_created")
     assert created.actor_id == user.id
 
     # Used once: the same key again is refused, and nothing new appears.
@@ -84,7 +79,7 @@ async def test_a_registered_address_gets_the_same_page_and_its_owner_a_notice(
     known = await register(Client(app), "newcomer", "ANN@example.com")
     unknown = await register(Client(app), "stranger", "nobody@example.com")
     assert known.status_code == unknown.status_code == 200
-    assert masked(await text_of(known)) == masked(await text_of(unknown))
+    assert mask_csrf(await text_of(known)) == mask_csrf(await text_of(unknown))
     notice = await mailed_text(mailbox, "ann@example.com")
     assert "already" in notice and "Key:" not in notice
     assert "Key:" in await mailed_text(mailbox, "nobody@example.com")
@@ -173,7 +168,7 @@ async def test_wrong_keys_end_the_pending_registration(
     async with app.extensions["electro"].sessions() as db:
         [row] = await db.scalars(select(OneTimeKey))
     assert row.attempts == 5 and row.used_at is None
-    rejected = await _events(app, "key_rejected")
+    rejected = await events_of(app, "key_rejected")
     assert len(rejected) == 7 and [e.details["ended"] for e in rejected].count(True) == 1
 
 

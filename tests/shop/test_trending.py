@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from electro import clock
 from electro.models import SearchDaily, SearchRecord
 from electro.services import search, trending
+from tests.accounts_support import count_rows
 from tests.conftest import Client, make_user, sign_in
 from tests.shop.conftest import add_catalogue
 
@@ -29,11 +30,6 @@ async def _top(app: Any, disallowed: frozenset[str] = NOTHING) -> list[str]:
         return [t.query for t in await trending.top(db, disallowed)]
 
 
-async def _count(app: Any, model: Any) -> int:
-    async with app.extensions["electro"].sessions() as db:
-        return int(await db.scalar(select(func.count()).select_from(model)) or 0)
-
-
 async def test_thirty_searches_by_one_client_count_once(
     client: Any, app: Any, catalogue: dict[str, int]
 ) -> None:
@@ -42,7 +38,7 @@ async def test_thirty_searches_by_one_client_count_once(
     async with app.extensions["electro"].sessions() as db:
         daily = (await db.scalars(select(SearchDaily))).all()
     assert [(d.query, d.clients) for d in daily] == [("lumen phone", 1)]
-    assert await _count(app, SearchRecord) == 1
+    assert await count_rows(app, SearchRecord) == 1
     # The same through the service, without the web layer's memory of what it stored.
     assert [await _record(app, "lumen phone", "other") for _ in range(30)].count(True) == 1
     async with app.extensions["electro"].sessions() as db:
@@ -60,7 +56,7 @@ async def test_five_clients_beat_one(app: Any) -> None:
     assert await _top(app) == ["kestrel laptop", "smart plug"]
 
 
-async def test_short_queries_and_queries_without_results_do_not_count(app: Any) -> None:
+async def test_short_queries_and_queries_without_results_do_notcount_rows(app: Any) -> None:
     assert await _record(app, "tv", "a") is False
     assert await _record(app, "nothing matches", "a", hits=0) is False
     assert await _top(app) == []
@@ -105,7 +101,7 @@ async def test_disallowed_word_never_appears(house_words: None, client: Any, app
     assert ">grumbles<" in trending_html  # whole words only: "grumbles" is not "grumble"
     assert "grumble " not in trending_html and " grumble" not in trending_html
     assert "phrase" not in trending_html
-    assert await _count(app, SearchRecord) == 1
+    assert await count_rows(app, SearchRecord) == 1
     # A word added to the list later hides what was already counted.
     assert trending.is_disallowed("grumbles", frozenset({"grumbles"}))
     assert await _top(app, frozenset({"grumbles"})) == []
@@ -144,7 +140,7 @@ async def test_two_hundred_concurrent_searches_are_all_recorded(
 
     outcomes = await asyncio.gather(*(one(n) for n in range(200)), return_exceptions=True)
     assert [o for o in outcomes if o is not True] == []
-    assert await _count(app, SearchRecord) == 200
+    assert await count_rows(app, SearchRecord) == 200
     async with sessions() as db:
         daily = dict((await db.execute(select(SearchDaily.query, SearchDaily.clients))).all())
     assert daily == {"lumen": 50, "kestrel laptop": 50, "cafe": 50, "smart": 50}
