@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import redis
@@ -35,23 +35,27 @@ def _unique(name: str) -> str:
 async def test_memory_lets_exactly_three_of_twenty_through() -> None:
     store = MemoryAtomicStore()
     key = _unique("mem")
-    results = await asyncio.gather(*(store.acquire([(key, *PER_MINUTE_3)]) for _ in range(20)))
+    verdicts = await asyncio.gather(*(store.acquire([(key, *PER_MINUTE_3)]) for _ in range(20)))
+    results = [v.retry_after for v in verdicts]
     assert results[:3] == [None, None, None]
     assert all(r is not None for r in results[3:])
     assert results[3] == pytest.approx(20.0, abs=0.5)
+    # Each allowed request reports its new TAT: 20, 40, 60 s ahead.
+    assert [v.waits[0] for v in verdicts[:3]] == pytest.approx([20.0, 40.0, 60.0], abs=0.5)
+    assert verdicts[3].waits == ()
 
 
 async def test_memory_rejection_consumes_no_other_limit() -> None:
     store = MemoryAtomicStore()
     loose, strict = _unique("loose"), _unique("strict")
     both = [(loose, *PER_MINUTE_3), (strict, 60.0, 60.0)]  # 3/min and 1/min
-    assert await store.acquire(both) is None
-    retry = await store.acquire(both)
+    assert (await store.acquire(both)).waits == pytest.approx((20.0, 60.0), abs=0.5)
+    retry = (await store.acquire(both)).retry_after
     assert retry == pytest.approx(60.0, abs=0.5)  # the largest wait of the rejecting limits
     # loose was consumed once only: two more fit, the third does not.
-    assert await store.acquire([(loose, *PER_MINUTE_3)]) is None
-    assert await store.acquire([(loose, *PER_MINUTE_3)]) is None
-    assert await store.acquire([(loose, *PER_MINUTE_3)]) is not None
+    assert (await store.acquire([(loose, *PER_MINUTE_3)])).retry_after is None
+    assert (await store.acquire([(loose, *PER_MINUTE_3)])).retry_after is None
+    assert (await store.acquire([(loose, *PER_MINUTE_3)])).retry_after is not None
 
 
 async def test_memory_sweeps_expired_entries() -> None:
@@ -62,18 +66,6 @@ async def test_memory_sweeps_expired_entries() -> None:
     await asyncio.sleep(0.05)
     await store.acquire([("fresh", 60.0, 60.0)])
     assert set(store._tats) == {"fresh"}
-
-
-async def test_memory_get_set_roundtrip_for_headers() -> None:
-    store = MemoryAtomicStore()
-    now = datetime.now(UTC)
-    assert await store.get("absent", now) is now
-    await store.acquire([("k", *PER_MINUTE_3)])
-    tat = await store.get("k", now)
-    assert tat.tzinfo is not None
-    assert (tat - now).total_seconds() == pytest.approx(20.0, abs=0.5)
-    await store.set("k", now + timedelta(seconds=45))
-    assert ((await store.get("k", now)) - now).total_seconds() == pytest.approx(45.0, abs=0.5)
 
 
 def test_make_store_picks_backend() -> None:
@@ -103,18 +95,19 @@ async def test_redis_two_workers_let_exactly_three_through(
     a, b = two_workers
     key = _unique("redis")
     try:
-        results = await asyncio.gather(
+        verdicts = await asyncio.gather(
             *((a if i % 2 else b).acquire([(key, *PER_MINUTE_3)]) for i in range(20))
         )
+        results = [v.retry_after for v in verdicts]
         assert sum(r is None for r in results) == 3
+        waits = sorted(v.waits[0] for v in verdicts if v.retry_after is None)
+        assert waits == pytest.approx([20.0, 40.0, 60.0], abs=0.5)  # the new TATs, server clock
         rejected = [r for r in results if r is not None]
         assert all(0 < r <= 20.0 for r in rejected)
         assert max(rejected) == pytest.approx(20.0, abs=0.5)
         # Idle keys expire: the TTL is tat - now, i.e. at most the period.
         pttl = await a.client.pttl(a.prefix + key)
         assert 0 < pttl <= 60_000
-        tat = await b.get(key, datetime.now(UTC))
-        assert (tat - datetime.now(UTC)).total_seconds() == pytest.approx(60.0, abs=1.0)
     finally:
         await a.client.delete(a.prefix + key)
 
@@ -127,11 +120,11 @@ async def test_redis_rejection_consumes_no_other_limit(
     loose, strict = _unique("loose"), _unique("strict")
     both = [(loose, *PER_MINUTE_3), (strict, 60.0, 60.0)]
     try:
-        assert await a.acquire(both) is None
-        assert await b.acquire(both) == pytest.approx(60.0, abs=0.5)
-        assert await a.acquire([(loose, *PER_MINUTE_3)]) is None
-        assert await b.acquire([(loose, *PER_MINUTE_3)]) is None
-        assert await a.acquire([(loose, *PER_MINUTE_3)]) is not None
+        assert (await a.acquire(both)).retry_after is None
+        assert (await b.acquire(both)).retry_after == pytest.approx(60.0, abs=0.5)
+        assert (await a.acquire([(loose, *PER_MINUTE_3)])).retry_after is None
+        assert (await b.acquire([(loose, *PER_MINUTE_3)])).retry_after is None
+        assert (await a.acquire([(loose, *PER_MINUTE_3)])).retry_after is not None
     finally:
         await a.client.delete(a.prefix + loose, a.prefix + strict)
 
@@ -141,7 +134,7 @@ async def test_redis_after_serving_closes_cleanly(redis_url: str) -> None:
     # pytest runs with -W error: the deprecated close() would fail this test.
     store = RedisAtomicStore(redis_url)
     await store.before_serving()
-    assert await store.acquire([]) is None
+    assert (await store.acquire([])).retry_after is None
     await store.after_serving()
     await store.after_serving()  # idempotent
     with pytest.raises(RuntimeError):
@@ -185,6 +178,9 @@ async def _check_app(app: Quart) -> None:
             if i == 0:
                 assert response.headers["RateLimit-Limit"] == "3"
                 assert response.headers["RateLimit-Remaining"] == "2"
+                assert response.headers["RateLimit-Reset"] == "20"
+            if i == 2:
+                assert response.headers["RateLimit-Remaining"] == "0"
             if i == 3:
                 assert response.headers.getlist("Retry-After") == ["20"]
         assert statuses == [200, 200, 200, 429, 429]

@@ -3,7 +3,9 @@
 The library checks every limit (store.get) and then updates them (store.get + store.set) in
 separate awaits, so concurrent requests (or several workers sharing Redis) all read the same
 TAT and all pass. Here one `acquire` call checks and updates every limit of a request at once:
-in-process without awaiting, or in Redis with a single Lua script.
+in-process without awaiting, or in Redis with a single Lua script. Its answer also carries the
+new TATs, from which the RateLimit-* headers are written: the library read the store once more
+after every request for them.
 """
 
 from __future__ import annotations
@@ -11,14 +13,12 @@ from __future__ import annotations
 import time
 from abc import abstractmethod
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from math import ceil
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis.asyncio as aioredis
-from quart import Quart, request
-from quart_rate_limiter import KeyCallable, RateLimit, RateLimiter, SkipCallable
-from quart_rate_limiter.store import RateLimiterStoreABC
+from quart import Quart, Response, g, request
+from quart_rate_limiter import KeyCallable, RateLimit, RateLimiter
 from werkzeug.exceptions import HTTPException, TooManyRequests
 
 # (key, period_seconds, inverse_seconds = period / count)
@@ -31,6 +31,7 @@ __all__ = [
     "MemoryAtomicStore",
     "RateLimited",
     "RedisAtomicStore",
+    "Verdict",
     "client_key",
     "make_store",
 ]
@@ -52,15 +53,24 @@ class RateLimited(TooManyRequests):
         return HTTPException.get_headers(self, *args, **kwargs)
 
 
-class AtomicStore(RateLimiterStoreABC):
-    """A store that can check-and-update a whole set of GCRA limits atomically."""
+class Verdict(NamedTuple):
+    retry_after: float | None  # None: allowed; else seconds until the request would be
+    waits: tuple[float, ...] = ()  # allowed: seconds from now to each limit's new TAT
+
+
+class AtomicStore:
+    """A store that can check-and-update a whole set of GCRA limits atomically. (Not the
+    library's store ABC: its get/set are what AtomicRateLimiter no longer calls.)"""
 
     @abstractmethod
-    async def acquire(self, limits: Sequence[Limit]) -> float | None:
-        """Consume one request from every limit, or none of them.
+    async def acquire(self, limits: Sequence[Limit]) -> Verdict:
+        """Consume one request from every limit, or none of them."""
 
-        Returns None when allowed, else the seconds until the request would be allowed.
-        """
+    @abstractmethod
+    async def before_serving(self) -> None: ...
+
+    @abstractmethod
+    async def after_serving(self) -> None: ...
 
 
 class MemoryAtomicStore(AtomicStore):
@@ -80,7 +90,7 @@ class MemoryAtomicStore(AtomicStore):
     async def after_serving(self) -> None:
         pass
 
-    async def acquire(self, limits: Sequence[Limit]) -> float | None:
+    async def acquire(self, limits: Sequence[Limit]) -> Verdict:
         now = time.monotonic()
         retry_after: float | None = None
         for key, period, inverse in limits:
@@ -89,12 +99,14 @@ class MemoryAtomicStore(AtomicStore):
             if allow_at > now:  # same as: tat - now > period - inverse
                 retry_after = max(retry_after or 0.0, allow_at - now)
         if retry_after is not None:
-            return retry_after  # a rejection consumes nothing
+            return Verdict(retry_after)  # a rejection consumes nothing
+        waits = []
         for key, _period, inverse in limits:
             # Re-read so a key listed twice is consumed twice, as the library does.
             self._tats[key] = max(self._tats.get(key, now), now) + inverse
+            waits.append(self._tats[key] - now)
         self._maybe_sweep(now)
-        return None
+        return Verdict(None, tuple(waits))
 
     def _maybe_sweep(self, now: float) -> None:
         # Entries whose TAT has passed are equivalent to absent ones; drop them so memory is
@@ -105,21 +117,11 @@ class MemoryAtomicStore(AtomicStore):
         self._tats = {k: t for k, t in self._tats.items() if t > now}
         self._sweep_at = max(self._max_entries, 2 * len(self._tats))
 
-    # The library's _after_request reads TATs as datetimes for the RateLimit-* headers.
-    async def get(self, key: str, default: datetime) -> datetime:
-        tat = self._tats.get(key)
-        if tat is None:
-            return default
-        return datetime.now(UTC) + timedelta(seconds=tat - time.monotonic())
-
-    async def set(self, key: str, tat: datetime) -> None:
-        self._tats[key] = time.monotonic() + (tat - datetime.now(UTC)).total_seconds()
-
 
 # KEYS: one per limit. ARGV: period_ms, inverse_ms per limit (integers).
-# Returns -1 when allowed, else the retry-after in ms. Uses the server clock (TIME) so every
-# worker shares one clock; TATs are integer ms since the epoch; PX makes idle keys vanish
-# exactly when they stop mattering (TAT reached).
+# Returns {-1, wait_ms per limit} when allowed (wait: new TAT - now), else {retry-after ms}.
+# Uses the server clock (TIME) so every worker shares one clock; TATs are integer ms since the
+# epoch; PX makes idle keys vanish exactly when they stop mattering (TAT reached).
 _ACQUIRE_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -131,13 +133,15 @@ for i, key in ipairs(KEYS) do
   local allow_at = tat - (period - inverse)
   if allow_at > now and allow_at - now > retry then retry = allow_at - now end
 end
-if retry >= 0 then return retry end
+if retry >= 0 then return {retry} end
+local waits = {-1}
 for i, key in ipairs(KEYS) do
   local inverse = tonumber(ARGV[2 * i])
   local tat = math.max(tonumber(redis.call('GET', key)) or now, now) + inverse
   redis.call('SET', key, tat, 'PX', tat - now)
+  waits[i + 1] = tat - now
 end
-return -1
+return waits
 """
 
 
@@ -167,28 +171,19 @@ class RedisAtomicStore(AtomicStore):
             await self._client.aclose()  # close() is deprecated and warns
             self._client = None
 
-    async def acquire(self, limits: Sequence[Limit]) -> float | None:
+    async def acquire(self, limits: Sequence[Limit]) -> Verdict:
         if not limits:
-            return None
+            return Verdict(None)
         keys = [self.prefix + key for key, _, _ in limits]
         args: list[int] = []
         for _key, period, inverse in limits:
             # Floor the inverse: with integer ms, rounding it up could admit count - 1 requests.
             args += [round(period * 1000), max(1, int(inverse * 1000))]
-        retry_ms = int(await self._script(keys=keys, args=args, client=self.client))
-        return None if retry_ms < 0 else retry_ms / 1000
-
-    async def get(self, key: str, default: datetime) -> datetime:
-        raw = await self.client.get(self.prefix + key)
-        if raw is None:
-            return default
-        return datetime.fromtimestamp(int(raw) / 1000, UTC)
-
-    async def set(self, key: str, tat: datetime) -> None:
-        tat_ms = int(tat.timestamp() * 1000)
-        ttl_ms = tat_ms - int(time.time() * 1000)
-        if ttl_ms > 0:  # a TAT in the past is the same as no entry
-            await self.client.set(self.prefix + key, tat_ms, px=ttl_ms)
+        retry_ms, *waits_ms = (int(n) for n in await self._script(
+            keys=keys, args=args, client=self.client))
+        if retry_ms >= 0:
+            return Verdict(retry_ms / 1000)
+        return Verdict(None, tuple(ms / 1000 for ms in waits_ms))
 
 
 def make_store(redis_url: str | None) -> AtomicStore:
@@ -205,10 +200,13 @@ async def client_key() -> str:
     return request.remote_addr or "unknown"
 
 
+_COUNTED = "electro_rate_limit"  # on g: (the shortest-period limit, seconds to its new TAT)
+
+
 class AtomicRateLimiter(RateLimiter):
     """RateLimiter whose check and update are one atomic store call."""
 
-    store: AtomicStore
+    store: AtomicStore  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -217,19 +215,11 @@ class AtomicRateLimiter(RateLimiter):
         *,
         store: AtomicStore,
         default_limits: list[RateLimit] | None = None,
-        enabled: bool = True,
-        skip_function: SkipCallable | None = None,
     ) -> None:
         if not isinstance(store, AtomicStore):
             raise TypeError("AtomicRateLimiter needs an AtomicStore")
-        super().__init__(
-            app,
-            key_function=key_function,
-            store=store,
-            default_limits=default_limits or [],
-            enabled=enabled,
-            skip_function=skip_function,  # type: ignore[arg-type]
-        )
+        super().__init__(app, key_function=key_function, store=store,  # type: ignore[arg-type]
+                         default_limits=default_limits or [])
 
     async def _raise_on_rejection(self, endpoint: str, rate_limits: list[RateLimit]) -> None:
         if not rate_limits:
@@ -238,9 +228,23 @@ class AtomicRateLimiter(RateLimiter):
             (await self._create_key(endpoint, limit), limit.period.total_seconds(), limit.inverse)
             for limit in rate_limits
         ]
-        retry_after = await self.store.acquire(limits)
-        if retry_after is not None:
-            raise RateLimited(max(1, ceil(retry_after)))
+        verdict = await self.store.acquire(limits)
+        if verdict.retry_after is not None:
+            raise RateLimited(max(1, ceil(verdict.retry_after)))
+        # The headers describe the shortest-period limit, as the library's do.
+        shortest = min(range(len(rate_limits)), key=lambda i: limits[i][1])
+        setattr(g, _COUNTED, (rate_limits[shortest], verdict.waits[shortest]))
 
     async def _update_limits(self, endpoint: str, rate_limits: list[RateLimit]) -> None:
         pass  # acquire() already updated the TATs
+
+    async def _after_request(self, response: Response) -> Response:
+        """RateLimit-* headers from the TAT acquire() returned: no second read of the store."""
+        counted: tuple[RateLimit, float] | None = g.pop(_COUNTED, None)
+        if counted is not None:
+            limit, separation = counted
+            remaining = int((limit.period.total_seconds() - separation) / limit.inverse)
+            response.headers["RateLimit-Limit"] = str(limit.count)
+            response.headers["RateLimit-Remaining"] = str(remaining)
+            response.headers["RateLimit-Reset"] = str(ceil(separation))
+        return response
