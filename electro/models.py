@@ -119,9 +119,8 @@ class Product(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     company: Mapped[str] = mapped_column(String(120), default="")
-    category_id: Mapped[int] = mapped_column(
-        ForeignKey("categories.id", ondelete="RESTRICT"), index=True
-    )
+    # No index of its own: the three sort indexes below all lead with category_id.
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id", ondelete="RESTRICT"))
     price_cents: Mapped[int] = mapped_column(Integer)  # exact money: integer cents, never float
     old_price_cents: Mapped[int | None] = mapped_column(Integer)
     description: Mapped[str] = mapped_column(Text, default="")
