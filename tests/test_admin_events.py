@@ -119,7 +119,7 @@ async def test_pages_are_bounded(app: Any, admin_client: Client) -> None:
     status, html = await _page(admin_client, "type=bulk&page=3")
     assert _numbers(html) == list(range(19, -1, -1)) and "Page 3 of 3" in html
     for beyond, page_no in (("page=99", 3), ("page=0", 1), ("page=-1", 1), ("page=x", 1),
-                            ("page=99999999999999999999", 1)):
+                            ("page=99999999999999999999", 3)):
         status, html = await _page(admin_client, "type=bulk&" + beyond)
         assert status == 200 and f"Page {page_no} of 3" in html, beyond
     _, first_page = await _page(admin_client, "type=bulk")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import math
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +55,7 @@ from electro.services import backups, blocking, events, users
 from electro.services.backups import BackupError
 from electro.services.blocking import BlockError
 from electro.services.mail import send_mail_to_users
+from electro.services.paging import clamp, page_number
 from electro.services.sessions import end_sessions, in_force
 
 MAX_IDS = 10_000  # ticked rows per group action; the form and the IN list stay bounded
@@ -789,13 +789,6 @@ def _search(table: Table, q: str) -> Any:
     ))
 
 
-def _page_number(raw: Any) -> int:
-    try:
-        return max(1, int(raw))
-    except (TypeError, ValueError):
-        return 1
-
-
 async def list_rows(
     db: AsyncSession, table: Table, q: str = "", sort: str | None = None,
     direction: str | None = None, page: Any = 1, per_page: int = PER_PAGE,
@@ -811,8 +804,7 @@ async def list_rows(
     if q:
         query, counting = query.where(_search(table, q)), counting.where(_search(table, q))
     total = int(await db.scalar(counting) or 0)
-    pages = max(1, math.ceil(total / per_page))
-    page = min(_page_number(page), pages)
+    page, pages = clamp(page_number(page), total, per_page)
     expr = table.column(sort).expr
     model: Any = table.model
     order = (expr.asc(), model.id.asc()) if direction == "asc" else (expr.desc(), model.id.desc())

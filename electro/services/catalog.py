@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from electro.models import Category, Product
+from electro.services.paging import clamp
 
 PAGE_SIZE = 24
 MAX_ID = 2**31 - 1  # ids beyond the INTEGER range cannot exist (and would fail to bind)
@@ -59,8 +60,7 @@ async def category_page(
     total = await db.scalar(
         select(func.count(Product.id)).where(Product.category_id == category_id)
     ) or 0
-    pages = max(1, -(-total // PAGE_SIZE))
-    page = min(max(page, 1), pages)
+    page, pages = clamp(page, total, PAGE_SIZE)
     column = SORTS[sort]
     order = column.asc() if direction == "asc" else column.desc()
     products = await db.scalars(

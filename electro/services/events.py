@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from electro import clock
 from electro.models import Event, User
+from electro.services.paging import clamp
 
 _SECRET_NAMES = re.compile(r"pass|key|token|secret|session|hash", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -159,8 +160,7 @@ async def query(db: AsyncSession, f: EventFilter, page: int = 1, per_page: int =
     base = filtered(f)
     total = int(await db.scalar(select(func.count()).select_from(base.order_by(None).subquery()))
                 or 0)
-    pages = max(1, -(-total // per_page))
-    page = min(max(page, 1), pages)
+    page, pages = clamp(page, total, per_page)
     rows = await db.scalars(base.limit(per_page).offset((page - 1) * per_page))
     return EventPage(list(rows), page, pages, total)
 

@@ -19,11 +19,11 @@ from werkzeug.exceptions import NotFound
 
 from electro.security.auth import admin_required, current_account
 from electro.services import backups, charts, dashboard, events
+from electro.services.paging import page_number
 from electro.web import client_ip, db, render, runtime
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-PER_PAGE = 50
 UNCONFIRMED = "Type RESTORE in the confirmation field to restore."
 
 
@@ -47,11 +47,6 @@ async def dashboard_page() -> Response:
                         counts=counts, charts=chart_list)
 
 
-def _page_number() -> int:
-    raw = request.args.get("page", "1")
-    return int(raw) if raw.isdigit() and len(raw) < 9 else 1
-
-
 @bp.get("/events")
 @admin_required
 async def events_page() -> Response:
@@ -63,7 +58,7 @@ async def events_page() -> Response:
         return await render("admin/events.html", "partials/admin_events_table.html", status=422,
                             f=events.EventFilter(), args=request.args, result=None,
                             error=str(exc), types=types)
-    result = await events.query(session, f, _page_number(), PER_PAGE)
+    result = await events.query(session, f, page_number(request.args.get("page", 1)))
     return await render("admin/events.html", "partials/admin_events_table.html",
                         f=f, args=request.args, result=result, error="", types=types)
 

@@ -6,18 +6,11 @@ from markupsafe import Markup
 from quart import Blueprint, Response, abort, request
 
 from electro.services import catalog
+from electro.services.paging import page_number
 from electro.web import db, render
 from electro.web.search import cache
 
 bp = Blueprint("shop", __name__)
-
-
-def _page_number(raw: str | None) -> int:
-    """Any text: a page number the service clamps (junk means the first page)."""
-    try:
-        return int(raw or 1)
-    except ValueError:
-        return 1
 
 
 @bp.get("/")
@@ -35,7 +28,7 @@ async def category(category_id: int) -> Response:
     try:
         listing = await catalog.category_page(
             db(), category_id, args.get("sort", "name"), args.get("dir", "asc"),
-            _page_number(args.get("page")),
+            page_number(args.get("page", 1)),
         )
     except catalog.NotFound:
         abort(404)
