@@ -121,7 +121,7 @@ async def test_password_change_refusals_say_what_to_do(app: Any, mailbox: Mailbo
         "current_password": TEST_PASSWORD, "password": "short", "password_confirm": "other"})
     page = await weak.get_data(as_text=True)
     assert "Use at least 12 characters" in page
-    assert "type the same one twice" in page
+    assert "type the same password twice" in page
     assert (await client.get("/account")).status_code == 200  # still signed in
     assert (await log_in(Client(app), "ann", TEST_PASSWORD)).status_code == 302  # unchanged
     assert await mail_queued_to(app, "ann@example.com") == 0

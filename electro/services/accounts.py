@@ -16,9 +16,10 @@ from sqlalchemy.orm.attributes import set_committed_value
 from electro import clock
 from electro.config import Settings
 from electro.models import AccountBlock, Event, User, UserSession
-from electro.security.passwords import Passwords, policy_problems
+from electro.security.passwords import Passwords
 from electro.services import events, sessions
 from electro.services.events import clean_text
+from electro.services.forms import FormProblems, new_password_problems
 from electro.services.mail import send_mail
 
 GENERIC_FAILURE = "The log-in name or password is not right, or the account cannot sign in now."
@@ -33,14 +34,6 @@ class AuthFailed(Exception):
 
     def __init__(self) -> None:
         super().__init__(GENERIC_FAILURE)
-
-
-class PasswordChangeError(Exception):
-    """The password change was refused; ``problems`` maps form fields to messages."""
-
-    def __init__(self, problems: dict[str, list[str]]) -> None:
-        super().__init__("; ".join(m for ms in problems.values() for m in ms))
-        self.problems = problems
 
 
 class SessionNotFound(Exception):
@@ -222,23 +215,18 @@ async def change_password(
     """
     now = clock.now()
     if user.locked_until is not None and user.locked_until > now:
-        raise PasswordChangeError({"current_password": [
+        raise FormProblems({"current_password": (
             "Too many wrong passwords were tried on this account. Try again after "
-            f"{_when(user.locked_until)}."]})
+            f"{_when(user.locked_until)}.")})
     if not await passwords.verify(user.password_hash, current_password):
         await record_failure(db, settings, user, ip)
         await events.record(db, "authn_password_change_fail", actor_id=user.id,
                             actor=user.username, ip=ip, reason="wrong_current_password")
-        raise PasswordChangeError({"current_password": [
-            "That is not your current password. Type the password you signed in with."]})
-    problems: dict[str, list[str]] = {}
-    policy = policy_problems(password, settings, username=user.username, email=user.email)
-    if policy:
-        problems["password"] = policy
-    if password != password_confirm:
-        problems["password_confirm"] = ["The two new passwords differ; type the same one twice."]
-    if problems:
-        raise PasswordChangeError(problems)
+        raise FormProblems({"current_password": (
+            "That is not your current password. Type the password you signed in with.")})
+    if problems := new_password_problems(settings, password, password_confirm,
+                                         username=user.username, email=user.email):
+        raise FormProblems(problems)
     new_hash = await passwords.hash(password)
     await db.execute(update(User).where(User.id == user.id)
                      .values(password_hash=new_hash, failed_logins=0,

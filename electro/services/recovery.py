@@ -10,16 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from electro.config import Settings
 from electro.models import OneTimeKey, User
 from electro.security.keys import hash_key
-from electro.security.passwords import Passwords, policy_problems
+from electro.security.passwords import Passwords
 from electro.services import events, keys, sessions
+from electro.services.forms import FormProblems, new_password_problems
 from electro.services.mail import send_mail
-from electro.services.registration import (
-    MISMATCH,
-    Conflict,
-    FormProblems,
-    Origin,
-    normalise_email,
-)
+from electro.services.registration import Conflict, Origin, normalise_email
 
 
 async def request_reset(
@@ -58,13 +53,8 @@ async def reset_password(
     if user is None:
         await events.record(db, "key_rejected", purpose="reset", **origin)
         raise keys.KeyRefused()
-    problems = {}
-    found = policy_problems(password, settings, username=user.username, email=user.email)
-    if found:
-        problems["password"] = " ".join(found)
-    if password != password_confirm:
-        problems["password_confirm"] = MISMATCH
-    if problems:
+    if problems := new_password_problems(settings, password, password_confirm,
+                                         username=user.username, email=user.email):
         raise FormProblems(problems)
     # Hash before using the key: the slow part stays outside the write that claims it.
     new_hash = await passwords.hash(password)

@@ -23,19 +23,11 @@ from electro.models import OneTimeKey, User
 from electro.security.keys import hash_key
 from electro.security.passwords import Passwords, policy_problems
 from electro.services import events, keys, users
+from electro.services.forms import MISMATCH, FormProblems
 from electro.services.mail import send_mail
 
 FIELDS = ("username", "email", "password", "password_confirm")
-MISMATCH = "The two passwords differ; type the same password twice."
 Origin = Mapping[str, Any]  # ip and path of the request, for events
-
-
-class FormProblems(Exception):
-    """Field name -> what to do about it."""
-
-    def __init__(self, problems: dict[str, str]) -> None:
-        super().__init__(", ".join(problems))
-        self.problems = problems
 
 
 class Conflict(Exception):

@@ -16,6 +16,7 @@ from werkzeug.exceptions import NotFound
 
 from electro.security.auth import current_account, login_required
 from electro.services import accounts, sessions
+from electro.services.forms import FormProblems
 from electro.services.sessions import SignedIn
 from electro.web import client_ip, db, is_htmx, render, runtime
 
@@ -81,7 +82,7 @@ async def change_password() -> Response:
             form.get("current_password", ""), form.get("password", ""),
             form.get("password_confirm", ""), client_ip(),
         )
-    except accounts.PasswordChangeError as refused:
+    except FormProblems as refused:
         return await _page(account, errors=refused.problems)
     await flash(f"Your password was changed; {ended} other session(s) were signed out.")
     return redirect("/account")  # type: ignore[return-value]

@@ -10,7 +10,8 @@ from electro.models import User
 from electro.security.auth import current_account, login_required
 from electro.security.keys import hash_key
 from electro.services import keys, recovery
-from electro.services.registration import Conflict, FormProblems
+from electro.services.forms import FormProblems
+from electro.services.registration import Conflict
 from electro.web import db, render, runtime
 from electro.web.register import (
     SUBMIT,

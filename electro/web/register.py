@@ -12,7 +12,8 @@ from quart_rate_limiter import RateLimit, rate_limit
 from werkzeug.exceptions import NotFound
 
 from electro.services import keys, registration
-from electro.services.registration import FIELDS, Conflict, FormProblems
+from electro.services.forms import FormProblems
+from electro.services.registration import FIELDS, Conflict
 from electro.web import client_ip, db, render, runtime
 
 bp = Blueprint("register", __name__)
