@@ -19,7 +19,7 @@ from electro.models import User
 from electro.security.csrf import rotate_csrf_token
 from electro.services import events, sessions
 from electro.services.sessions import SignedIn
-from electro.web import client_ip, db, is_htmx, runtime
+from electro.web import client_ip, db, is_htmx, origin, runtime
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -53,7 +53,7 @@ async def _check(token: str) -> SignedIn | None:
         return result
     if result.reason != "unknown":
         await events.record(request_db, "session_refused", actor_id=result.user_id,
-                            ip=client_ip(), path=request.path, reason=result.reason)
+                            **origin(), reason=result.reason)
         # Checked before the view runs, so this commits only the ending and its event: they
         # must stick even if the response is an error that rolls the request back.
         await request_db.commit()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from quart import Response, current_app, g, render_template, request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -85,3 +85,13 @@ async def render(page: str, fragment: str, status: int = 200, **context: Any) ->
 
 def client_ip() -> str:
     return request.remote_addr or ""
+
+
+class Origin(TypedDict):
+    ip: str
+    path: str
+
+
+def origin() -> Origin:
+    """Where the request came from, for the events the services record."""
+    return {"ip": client_ip(), "path": request.path}

@@ -20,7 +20,7 @@ from werkzeug.exceptions import NotFound
 from electro.security.auth import admin_required, current_account
 from electro.services import backups, charts, dashboard, events
 from electro.services.paging import page_number
-from electro.web import client_ip, db, render, runtime
+from electro.web import db, origin, render, runtime
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -32,7 +32,7 @@ async def _record(session: AsyncSession, type_: str, **details: object) -> None:
     account = await current_account()
     assert account is not None  # noqa: S101 - admin_required ran first
     await events.record(session, type_, actor_id=account.user.id, actor=account.user.username,
-                        ip=client_ip(), path=request.path, **details)
+                        **origin(), **details)
 
 
 @bp.get("")

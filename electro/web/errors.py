@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAll
 
 from electro.security.csrf import CsrfError
 from electro.services import events
-from electro.web import client_ip, render, runtime
+from electro.web import origin, render, runtime
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ async def _record(status: int, detail: str) -> None:
         async with sessions.begin() as session:
             await events.record(
                 session, EVENT_TYPES.get(status, f"http_{status}"),
-                ip=client_ip(), path=request.path, method=request.method, detail=detail,
+                **origin(), method=request.method, detail=detail,
             )
     except Exception:  # the error page must still go out when the database is down
         log.exception("could not record the error event")

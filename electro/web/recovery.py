@@ -1,5 +1,5 @@
-"""Password reset (SPEC A6) and e-mail change (A11). Form errors answer 200, as in
-electro.web.register."""
+"""Password reset (SPEC A6) and e-mail change (A11). Form errors answer 200, as in every
+electro.web.forms page."""
 
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ from electro.security.keys import hash_key
 from electro.services import keys, recovery
 from electro.services.forms import FormProblems
 from electro.services.registration import Conflict
-from electro.web import db, render, runtime
-from electro.web.register import (
+from electro.web import db, origin, render, runtime
+from electro.web.forms import (
     SUBMIT,
-    KeyPage,
+    FormPage,
+    address_page,
     form_values,
     key_page,
     key_refused,
     minutes,
     notice,
-    origin,
 )
 
 bp = Blueprint("recovery", __name__)
@@ -29,18 +29,14 @@ bp = Blueprint("recovery", __name__)
 # The reset key's hash, moved out of the URL into the (signed, HttpOnly) session cookie on the
 # first GET, so the key never leaks through Referer, history or logs of later requests.
 RESET = "reset_key_hash"
-EMAIL_KEY = KeyPage("Confirm your new e-mail address",
+EMAIL_KEY = FormPage("Confirm your new e-mail address",
                     "Enter the key we sent to the new address.", "/account/email/confirm",
                     "Change my address")
 
 
-async def _reset_form(email: str = "", message: str | None = None) -> Response:
-    return await render("email_request.html", "partials/email_form.html",
-                        title="Reset your password",
-                        intro="Enter your account's e-mail address; we send it a link to choose "
-                              "a new password.",
-                        action="/password/reset", button="Send the link", email=email,
-                        message=message)
+RESET_EMAIL = FormPage("Reset your password",
+                       "Enter your account's e-mail address; we send it a link to choose a new "
+                       "password.", "/password/reset", "Send the link")
 
 
 async def _link_expired() -> Response:
@@ -52,7 +48,7 @@ async def _link_expired() -> Response:
 
 @bp.get("/password/reset")
 async def reset_page() -> Response:
-    return await _reset_form()
+    return await address_page(RESET_EMAIL)
 
 
 @bp.post("/password/reset")
@@ -62,7 +58,7 @@ async def reset_request() -> Response:
     try:
         await recovery.request_reset(db(), runtime().settings, email, origin())
     except FormProblems as exc:
-        return await _reset_form(email, exc.problems["email"])
+        return await address_page(RESET_EMAIL, email, exc.problems["email"])
     # The same words for every address (A6: no enumeration).
     return await notice("Check your mail",
                         "If an account uses this address, we sent it a link to choose a new "

@@ -1,75 +1,43 @@
 """Registration with live field validation, its key confirmation, and account activation
-(SPEC A1, A2, A8). Form errors answer 200 in this area, so the request's transaction commits what
-a refusal must keep (wrong-try counters, events)."""
+(SPEC A1, A2, A8). Form errors answer 200, as in every electro.web.forms page."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 
 from quart import Blueprint, Response, request, session
-from quart_rate_limiter import RateLimit, rate_limit
+from quart_rate_limiter import rate_limit
 from werkzeug.exceptions import NotFound
 
 from electro.services import keys, registration
 from electro.services.forms import FormProblems
 from electro.services.registration import FIELDS, Conflict
-from electro.web import client_ip, db, render, runtime
+from electro.web import db, origin, render, runtime
+from electro.web.forms import (
+    SUBMIT,
+    FormPage,
+    address_page,
+    form_values,
+    key_page,
+    key_refused,
+    minutes,
+    notice,
+)
 
 bp = Blueprint("register", __name__)
 
-# Tight limits per client address on everything that takes a form or a key (A10).
-SUBMIT = rate_limit(limits=[RateLimit(10, timedelta(minutes=1)),
-                            RateLimit(50, timedelta(hours=1))])
 VALIDATE = rate_limit(60, timedelta(minutes=1))
 # The pending registration this browser submitted: wrong keys typed here are charged to it.
 PENDING = "pending_reg"
 
-
-def minutes() -> str:
-    """How long a mailed key works, for the pages that mention it."""
-    return f"{runtime().settings.key_ttl_minutes} minutes"
-
-
-def key_refused() -> str:
-    return (f"This key does not work: it may be mistyped, already used or expired (keys last "
-            f"{minutes()}). Check the latest mail, or start again.")
-
-
-@dataclass(frozen=True)
-class KeyPage:
-    title: str
-    intro: str
-    action: str
-    button: str
-
-
-REGISTER_KEY = KeyPage("Confirm your registration",
-                       "Enter the key from the e-mail we sent you; the account is created then.",
-                       "/register/confirm", "Create my account")
-ACTIVATE_KEY = KeyPage("Activate your account", "Enter the key from the activation e-mail.",
-                       "/activate/confirm", "Activate my account")
-
-
-def origin() -> dict[str, str]:
-    """Where the request came from, for the events the services record."""
-    return {"ip": client_ip(), "path": request.path}
-
-
-async def form_values(*names: str) -> dict[str, str]:
-    data = await request.form
-    return {name: data.get(name, "") for name in names}
-
-
-async def key_page(page: KeyPage, key: str = "", message: str | None = None) -> Response:
-    return await render("key_confirm.html", "partials/key_form.html", title=page.title,
-                        intro=page.intro, action=page.action, button=page.button, key=key,
-                        message=message)
-
-
-async def notice(title: str, message: str, link: str = "", link_text: str = "") -> Response:
-    return await render("notice.html", "partials/notice.html", title=title, message=message,
-                        link=link, link_text=link_text)
+REGISTER_KEY = FormPage("Confirm your registration",
+                        "Enter the key from the e-mail we sent you; the account is created "
+                        "then.", "/register/confirm", "Create my account")
+ACTIVATE_KEY = FormPage("Activate your account", "Enter the key from the activation e-mail.",
+                        "/activate/confirm", "Activate my account")
+ACTIVATE_EMAIL = FormPage("Activate your account",
+                          "Enter your account's e-mail address; we send it an activation key.",
+                          "/activate", "Send the key")
 
 
 def _echo(form: dict[str, str]) -> dict[str, str]:
@@ -149,15 +117,7 @@ async def register_confirm() -> Response:
 
 @bp.get("/activate")
 async def activate_page() -> Response:
-    return await _activate_form()
-
-
-async def _activate_form(email: str = "", message: str | None = None) -> Response:
-    return await render("email_request.html", "partials/email_form.html",
-                        title="Activate your account",
-                        intro="Enter your account's e-mail address; we send it an activation "
-                              "key.",
-                        action="/activate", button="Send the key", email=email, message=message)
+    return await address_page(ACTIVATE_EMAIL)
 
 
 @bp.post("/activate")
@@ -167,7 +127,7 @@ async def activate_request() -> Response:
     try:
         await registration.request_activation(db(), runtime().settings, email, origin())
     except FormProblems as exc:
-        return await _activate_form(email, exc.problems["email"])
+        return await address_page(ACTIVATE_EMAIL, email, exc.problems["email"])
     return await notice("Check your mail",
                         "If an inactive account uses this address, we sent it an activation "
                         f"key, valid for {minutes()}.", "/activate/confirm", "Enter the key")
