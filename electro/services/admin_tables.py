@@ -68,11 +68,14 @@ STALE = "This row was changed by someone else; reload it."
 
 
 class AdminError(Exception):
-    """A refusal with a message for the admin (nothing was changed)."""
+    """A refusal with a message for the admin (nothing was changed). A form shows ``problems``
+    above its fields and ``errors`` beside them."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        self.errors: dict[str, str] = {}
+        self.problems: list[str] = [message]
 
 
 class NotFound(AdminError):
@@ -89,8 +92,7 @@ class InvalidInput(AdminError):
 
     def __init__(self, errors: dict[str, str], problems: list[str]) -> None:
         super().__init__(" ".join([*problems, *errors.values()]))
-        self.errors = errors
-        self.problems = problems
+        self.errors, self.problems = errors, problems
 
 
 class FieldError(ValueError):

@@ -13,7 +13,7 @@ from quart import Blueprint, Response, abort, g, redirect, request, url_for
 
 from electro.security.auth import admin_required
 from electro.services import admin_tables as service
-from electro.services.admin_tables import AdminError, InvalidInput, NotFound, StaleRow, Table
+from electro.services.admin_tables import AdminError, NotFound, StaleRow, Table
 from electro.web import client_ip, db, is_htmx, render, runtime
 
 bp = Blueprint("admin_tables", __name__, url_prefix="/admin/tables")
@@ -37,6 +37,11 @@ def _actor() -> service.Actor:
 async def _listing(spec: Table, args: Any) -> service.Listing:
     return await service.list_rows(db(), spec, args.get("q", ""), args.get("sort"),
                                    args.get("dir"), args.get("page"))
+
+
+def _typed(spec: Table, form: dict[str, str]) -> dict[str, str]:
+    """What the admin typed into the editable fields, shown again with the messages."""
+    return {f.name: form.get(f.name, "") for f in spec.editable}
 
 
 def _to_list(spec: Table) -> Response:
@@ -115,12 +120,10 @@ async def edit(table: str, row_id: int) -> Response:
     except NotFound:
         abort(404)
     except AdminError as exc:
-        errors = exc.errors if isinstance(exc, InvalidInput) else {}
-        problems = exc.problems if isinstance(exc, InvalidInput) else [exc.message]
         listing = await _one_row(spec, row_id)
-        values = {f.name: form.get(f.name, "") for f in spec.editable}
         return await _editor(spec, listing, 409 if isinstance(exc, StaleRow) else 422,
-                             values=values, version=version, errors=errors, problems=problems)
+                             values=_typed(spec, form), version=version, errors=exc.errors,
+                             problems=exc.problems)
     if not is_htmx():
         return _to_list(spec)
     return await render(PAGE, "partials/admin_row.html", spec=spec, row=saved)
@@ -153,11 +156,8 @@ async def add(table: str) -> Response:
     try:
         added = await service.add_row(db(), spec, form, actor=_actor())
     except AdminError as exc:
-        errors = exc.errors if isinstance(exc, InvalidInput) else {}
-        problems = exc.problems if isinstance(exc, InvalidInput) else [exc.message]
-        values = {f.name: form.get(f.name, "") for f in spec.editable}
-        return await _answer(spec, "partials/admin_add.html", 422, add_values=values,
-                             add_errors=errors, add_problems=problems)
+        return await _answer(spec, "partials/admin_add.html", 422, add_values=_typed(spec, form),
+                             add_errors=exc.errors, add_problems=exc.problems)
     if not is_htmx():
         return _to_list(spec)
     response = await _answer(spec, "partials/admin_add.html",
