@@ -33,7 +33,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from electro import clock
 from electro.config import Settings
@@ -455,9 +455,8 @@ async def _lift_account_blocks(
 
 
 async def _make_backup(db: AsyncSession, ctx: ActionContext, _ids: list[int]) -> ActionResult:
-    await db.commit()  # the backups service works on its own connections: hold no lock here
     try:
-        backup = await backups.create_backup(_engine(db), ctx.settings, actor_id=ctx.actor.id)
+        backup = await backups.create_in_request(db, ctx.settings, actor_id=ctx.actor.id)
     except BackupError as exc:
         raise AdminError(f"The backup failed: {exc}") from None
     return ActionResult(f"Backup {backup.filename} taken ({backup.size_bytes:,} bytes).", 1)
@@ -483,13 +482,6 @@ async def _restore(db: AsyncSession, ctx: ActionContext, ids: list[int]) -> Acti
     return ActionResult(
         f"Restored {backup.filename} ({restored.manifest.total_rows:,} rows); the database as "
         f"it was just before is in {restored.safety_backup.filename}.", 1)
-
-
-def _engine(db: AsyncSession) -> AsyncEngine:
-    engine = db.bind
-    if not isinstance(engine, AsyncEngine):
-        raise TypeError("the admin session must be bound to the app's engine")
-    return engine
 
 
 # Actions that would lock the acting admin out if their own account were among the rows, and

@@ -547,18 +547,31 @@ async def restore_backup(
     return Restored(manifest, backup)
 
 
+async def create_in_request(
+    db: AsyncSession, settings: Settings, *, actor_id: int | None
+) -> models.Backup:
+    """``create_backup`` from a request that holds ``db`` (see ``_leave_request``)."""
+    return await create_backup(await _leave_request(db), settings, actor_id=actor_id)
+
+
 async def restore_in_request(
     db: AsyncSession, settings: Settings, path: Path, *, actor_id: int | None,
     max_bytes: int | None = None,
 ) -> Restored:
-    """``restore_backup`` from a request that holds ``db``: the request's own transaction ends
-    first, since its locks would block the restore's (on PostgreSQL even a read keeps a lock
-    that replacing a table waits for; SQLite allows one writer)."""
+    """``restore_backup`` from a request that holds ``db`` (see ``_leave_request``)."""
+    return await restore_backup(await _leave_request(db), settings, path, actor_id=actor_id,
+                                max_bytes=max_bytes)
+
+
+async def _leave_request(db: AsyncSession) -> AsyncEngine:
+    """The engine the backup works on (its own connections), once the request's transaction
+    has ended: its locks would block the restore's (on PostgreSQL even a read keeps a lock that
+    replacing a table waits for; SQLite allows one writer)."""
     engine = db.bind
     if not isinstance(engine, AsyncEngine):
         raise TypeError("the request's session must be bound to the app's engine")
     await db.commit()
-    return await restore_backup(engine, settings, path, actor_id=actor_id, max_bytes=max_bytes)
+    return engine
 
 
 async def _outcome(task: asyncio.Future[_T] | None) -> _T | None:

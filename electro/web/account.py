@@ -14,20 +14,13 @@ from quart import Blueprint, Response, flash, redirect, request
 from quart_rate_limiter import rate_limit
 from werkzeug.exceptions import NotFound
 
-from electro.security.auth import current_account, login_required
+from electro.security.auth import login_required, signed_in
 from electro.services import accounts, sessions
 from electro.services.forms import FormProblems
 from electro.services.sessions import SignedIn
 from electro.web import client_ip, db, is_htmx, render, runtime
 
 bp = Blueprint("account", __name__)
-
-
-async def _signed_in() -> SignedIn:
-    account = await current_account()
-    if account is None:  # login_required ran first; this only narrows the type
-        raise NotFound()
-    return account
 
 
 async def _page(account: SignedIn, **extra: Any) -> Response:
@@ -40,13 +33,13 @@ async def _page(account: SignedIn, **extra: Any) -> Response:
 @bp.get("/account")
 @login_required
 async def page() -> Response:
-    return await _page(await _signed_in())
+    return await _page(await signed_in())
 
 
 @bp.post("/account/sessions/<int:session_id>/end")
 @login_required
 async def end_session(session_id: int) -> Response:
-    account = await _signed_in()
+    account = await signed_in()
     try:
         await accounts.end_own_session(db(), account.user, session_id, client_ip())
     except accounts.SessionNotFound:
@@ -57,7 +50,7 @@ async def end_session(session_id: int) -> Response:
 @bp.post("/account/sessions/end-others")
 @login_required
 async def end_other_sessions() -> Response:
-    account = await _signed_in()
+    account = await signed_in()
     ended = await accounts.end_other_sessions(db(), account.user, account.session, client_ip())
     return await _after_session_change(account, f"Signed out of {ended} other session(s).")
 
@@ -73,7 +66,7 @@ async def _after_session_change(account: SignedIn, message: str) -> Response:
 @rate_limit(10, timedelta(minutes=1))
 @login_required
 async def change_password() -> Response:
-    account = await _signed_in()
+    account = await signed_in()
     form = await request.form
     rt = runtime()
     try:

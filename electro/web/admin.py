@@ -13,11 +13,11 @@ from pathlib import Path
 
 from quart import Blueprint, Response, request, send_file
 from quart_rate_limiter import rate_limit
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import NotFound
 
-from electro.security.auth import admin_required, current_account
+from electro.security.auth import admin_required, signed_in
 from electro.services import backups, charts, dashboard, events
 from electro.services.paging import page_number
 from electro.web import db, origin, render, runtime
@@ -29,8 +29,7 @@ UNCONFIRMED = "Type RESTORE in the confirmation field to restore."
 
 async def _record(session: AsyncSession, type_: str, **details: object) -> None:
     """An event of the signed-in admin's, in ``session``'s transaction."""
-    account = await current_account()
-    assert account is not None  # noqa: S101 - admin_required ran first
+    account = await signed_in()
     await events.record(session, type_, actor_id=account.user.id, actor=account.user.username,
                         **origin(), **details)
 
@@ -105,20 +104,12 @@ async def _confirmed() -> bool:
     return (await request.form).get("confirm", "").strip() == "RESTORE"
 
 
-async def _engine_and_admin() -> tuple[AsyncEngine, int]:
-    """The engine the backup service works on (its own connections), and the acting admin."""
-    account = await current_account()
-    engine = runtime().engine
-    assert engine is not None and account is not None  # noqa: S101 - serving, admin_required
-    return engine, account.user.id
-
-
 async def _restore(path: Path, max_bytes: int | None = None) -> Response:
     """Restore ``path`` (verified by the service before anything is touched)."""
-    _, admin_id = await _engine_and_admin()
     try:
-        restored = await backups.restore_in_request(db(), runtime().settings, path,
-                                                    actor_id=admin_id, max_bytes=max_bytes)
+        restored = await backups.restore_in_request(
+            db(), runtime().settings, path, actor_id=(await signed_in()).user.id,
+            max_bytes=max_bytes)
     except backups.BackupError as exc:
         return await _backups_page(422, error=f"Nothing was restored: {exc}")
     return await _backups_page(message=(
@@ -137,9 +128,9 @@ async def backups_page() -> Response:
 @rate_limit(6, timedelta(minutes=1))
 @admin_required
 async def backups_create() -> Response:
-    engine, admin_id = await _engine_and_admin()
     try:
-        backup = await backups.create_backup(engine, runtime().settings, actor_id=admin_id)
+        backup = await backups.create_in_request(db(), runtime().settings,
+                                                 actor_id=(await signed_in()).user.id)
     except backups.BackupError as exc:
         return await _backups_page(422, error=f"No backup was made: {exc}")
     return await _backups_page(message=f"Backup {backup.filename} created.")

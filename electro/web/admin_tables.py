@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, Response, abort, g, redirect, request, url_for
+from quart import Blueprint, Response, abort, redirect, request, url_for
 
-from electro.security.auth import admin_required
+from electro.security.auth import admin_required, signed_in
 from electro.services import admin_tables as service
 from electro.services.admin_tables import AdminError, NotFound, StaleRow, Table
 from electro.web import client_ip, db, is_htmx, render, runtime
@@ -29,8 +29,8 @@ def _table(name: str) -> Table:
         abort(404)
 
 
-def _actor() -> service.Actor:
-    user = g.account.user
+async def _actor() -> service.Actor:
+    user = (await signed_in()).user
     return service.Actor(user.id, user.username, client_ip(), request.path)
 
 
@@ -116,7 +116,7 @@ async def edit(table: str, row_id: int) -> Response:
     form = (await request.form).to_dict()
     version = form.get("version", "")
     try:
-        saved = await service.update_row(db(), spec, row_id, form, version, actor=_actor())
+        saved = await service.update_row(db(), spec, row_id, form, version, actor=await _actor())
     except NotFound:
         abort(404)
     except AdminError as exc:
@@ -134,7 +134,8 @@ async def edit(table: str, row_id: int) -> Response:
 async def delete(table: str, row_id: int) -> Response:
     spec = _table(table)
     try:
-        result = await service.delete_row(db(), runtime().settings, spec, row_id, actor=_actor())
+        result = await service.delete_row(db(), runtime().settings, spec, row_id,
+                                          actor=await _actor())
     except NotFound:
         abort(404)
     except AdminError as exc:
@@ -154,7 +155,7 @@ async def add(table: str) -> Response:
         abort(404)
     form = (await request.form).to_dict()
     try:
-        added = await service.add_row(db(), spec, form, actor=_actor())
+        added = await service.add_row(db(), spec, form, actor=await _actor())
     except AdminError as exc:
         return await _answer(spec, "partials/admin_add.html", 422, add_values=_typed(spec, form),
                              add_errors=exc.errors, add_problems=exc.problems)
@@ -174,7 +175,7 @@ async def actions(table: str) -> Response:
     try:
         result = await service.run_action(
             db(), runtime().settings, spec, form.get("action", ""), form.getlist("ids"),
-            form.to_dict(), actor=_actor(), confirmed=form.get("confirmed") == "1",
+            form.to_dict(), actor=await _actor(), confirmed=form.get("confirmed") == "1",
         )
     except AdminError as exc:
         return await _answer(spec, RESULT, 422, form, error=exc.message)

@@ -4,10 +4,8 @@ electro.web.forms page."""
 from __future__ import annotations
 
 from quart import Blueprint, Response, redirect, request, session
-from werkzeug.exceptions import Unauthorized
 
-from electro.models import User
-from electro.security.auth import current_account, login_required
+from electro.security.auth import login_required, signed_in
 from electro.security.keys import hash_key
 from electro.services import keys, recovery
 from electro.services.forms import FormProblems
@@ -104,17 +102,10 @@ async def reset_password() -> Response:
                         "password.", "/login", "Log in")
 
 
-async def _me() -> User:
-    """The signed-in account (the routes below sit behind login_required)."""
-    account = await current_account()
-    if account is None:
-        raise Unauthorized()
-    return account.user
-
-
 async def _email_form(email: str = "", errors: dict[str, str] | None = None) -> Response:
     return await render("account_email.html", "partials/email_change_form.html",
-                        current_email=(await _me()).email, email=email, errors=errors or {})
+                        current_email=(await signed_in()).user.email, email=email,
+                        errors=errors or {})
 
 
 @bp.get("/account/email")
@@ -130,8 +121,9 @@ async def email_request() -> Response:
     form = await form_values("email", "current_password")
     rt = runtime()
     try:
-        await recovery.request_email_change(db(), rt.settings, rt.passwords, await _me(),
-                                            form["email"], form["current_password"], origin())
+        await recovery.request_email_change(db(), rt.settings, rt.passwords,
+                                            (await signed_in()).user, form["email"],
+                                            form["current_password"], origin())
     except FormProblems as exc:
         return await _email_form(form["email"], exc.problems)
     return await notice("Check the new mailbox",
@@ -152,8 +144,8 @@ async def email_confirm_page() -> Response:
 async def email_confirm() -> Response:
     key = (await form_values("key"))["key"].strip()
     try:
-        new_email = await recovery.change_email(db(), runtime().settings, await _me(), key,
-                                                origin())
+        new_email = await recovery.change_email(db(), runtime().settings,
+                                                (await signed_in()).user, key, origin())
     except keys.KeyRefused as refused:
         if refused.ended:
             return await notice("E-mail change ended",
