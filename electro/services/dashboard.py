@@ -6,12 +6,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from markupsafe import Markup
 from sqlalchemy import Date, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from electro import clock
 from electro.config import Settings
 from electro.models import Event, OutboxMail, Product, SearchRecord, User, UserSession
+from electro.services import charts
 from electro.services.sessions import account_blocked, live, longest_lifetime
 
 LOGIN_FAIL = "authn_login_fail"
@@ -85,3 +87,18 @@ async def daily_series(db: AsyncSession, days: int = 30) -> list[Series]:
         found = await _per_day(db, column, start, *where)
         series.append(Series(title, [(d, found.get(d, 0)) for d in window]))
     return series
+
+
+@dataclass(frozen=True)
+class Overview:
+    counts: Counts
+    charts: list[tuple[str, Markup, int]]  # title, SVG bar chart, total of the window
+
+
+async def overview(db: AsyncSession, settings: Settings, days: int = 30) -> Overview:
+    """What the dashboard shows: the counts, and a chart of each daily series."""
+    series = await daily_series(db, days)
+    return Overview(await counts(db, settings), [
+        (s.title, charts.bar_chart(s.title, s.points), sum(v for _, v in s.points))
+        for s in series
+    ])

@@ -18,7 +18,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import NotFound
 
 from electro.security.auth import admin_required, signed_in
-from electro.services import backups, charts, dashboard, events
+from electro.services import backups, dashboard, events
 from electro.services.paging import page_number
 from electro.web import db, origin, render, runtime
 
@@ -37,13 +37,9 @@ async def _record(session: AsyncSession, type_: str, **details: object) -> None:
 @bp.get("")
 @admin_required
 async def dashboard_page() -> Response:
-    session = db()
-    counts = await dashboard.counts(session, runtime().settings)
-    series = await dashboard.daily_series(session, days=30)
-    chart_list = [(s.title, charts.bar_chart(s.title, s.points), sum(v for _, v in s.points))
-                  for s in series]
+    shown = await dashboard.overview(db(), runtime().settings)
     return await render("admin/dashboard.html", "partials/admin_dashboard.html",
-                        counts=counts, charts=chart_list)
+                        counts=shown.counts, charts=shown.charts)
 
 
 @bp.get("/events")
