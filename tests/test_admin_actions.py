@@ -11,7 +11,8 @@ from sqlalchemy import event, func, select
 from electro import clock
 from electro.models import AccountBlock, Backup, Event, IpBlock, OutboxMail, User, UserSession
 from electro.services import admin_tables
-from electro.services.admin_tables import MAX_IDS, TABLES, Actor, AdminError
+from electro.services.admin_tables import MAX_IDS, TABLES, AdminError
+from electro.services.events import Actor
 from tests.admin_helpers import fetch, one, seed_every_table, seed_users
 from tests.conftest import Client, Mailbox, body_of, make_user, sign_in
 
@@ -251,8 +252,10 @@ async def test_block_until_a_date_refuses_the_blocked_session_at_once(
     block = (await fetch(app, select(AccountBlock)))[0][0]
     assert (block.user_id, block.reason, block.created_by_id) == (
         bob.id, "chargeback fraud", await admin_id(app))
-    events = await fetch(app, select(Event.type).where(Event.type.like("admin_%")))
-    assert events == [("admin_block_accounts",)]  # one event, the blocking service's
+    events = await fetch(app, select(Event.type, Event.actor, Event.path)
+                         .where(Event.type.like("admin_%")))
+    # One event, the blocking service's, naming the admin and the request like every other.
+    assert events == [("admin_block_accounts", "admin", "/admin/tables/users/actions")]
     assert "chargeback fraud" in body_of((await mailbox.wait_for("bob@example.com"))[0])
 
     status, html, _ = await act(admin_client, "users", "lift_account_blocks", [bob.id])

@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from electro import clock, tasks
 from electro.models import AccountBlock, IpBlock, UserSession
 from electro.services import blocking
+from electro.services.events import NOBODY, Actor
 from tests.accounts_support import block_ip, events_of, log_in, session_rows
 from tests.conftest import Client, Mailbox, body_of, make_user, sign_in
 
@@ -26,7 +27,7 @@ async def _block(app: Any, ids: list[int], hours: float, reason: str = "spam",
     async with rt.sessions.begin() as db:
         count = await blocking.block_accounts(db, rt.settings, ids,
                                               clock.now() + timedelta(hours=hours), reason,
-                                              actor_id)
+                                              Actor(actor_id, "admin", "192.0.2.8", "/test"))
     rt.wake_jobs.set()  # as a request's commit would: send the notices now
     return count
 
@@ -57,6 +58,7 @@ async def test_blocking_ends_live_sessions_at_once_and_mails_each_owner(
         assert (clock.now() + timedelta(hours=48)).strftime("%Y-%m-%d") in body_of(mail)
     [event] = await events_of(app, "admin_block_accounts")
     assert event.actor_id == admin.id and event.details["ids"] == [ann.id, bob.id]
+    assert (event.actor, event.ip, event.path) == ("admin", "192.0.2.8", "/test")
     assert [(b.user_id, b.reason, b.created_by_id) for b in await _blocks(app)] == [
         (ann.id, "payment fraud", admin.id), (bob.id, "payment fraud", admin.id)]
     assert (await log_in(ann_client, "ann")).status_code == 200  # refused
@@ -78,7 +80,7 @@ async def test_an_until_with_a_time_zone_is_stored_as_naive_utc(app: Any) -> Non
     rt = app.extensions["electro"]
     async with rt.sessions.begin() as db:
         await blocking.block_accounts(db, rt.settings, [ann.id],
-                                      until.astimezone(timezone(timedelta(hours=5))), "", None)
+                                      until.astimezone(timezone(timedelta(hours=5))), "", NOBODY)
     [block] = await _blocks(app)
     assert block.until == until.replace(tzinfo=None)
 
@@ -88,7 +90,7 @@ async def test_lifting_a_block_lets_the_owner_back_in(app: Any) -> None:
     await _block(app, [ann.id], 24)
     rt = app.extensions["electro"]
     async with rt.sessions.begin() as db:
-        assert await blocking.lift_account_blocks(db, [ann.id], None) == 1
+        assert await blocking.lift_account_blocks(db, [ann.id], NOBODY) == 1
     [block] = await _blocks(app)
     assert block.lifted_at is not None
     assert (await log_in(Client(app), "ann")).status_code == 302

@@ -15,6 +15,7 @@ from electro.app import create_app
 from electro.models import User
 from electro.security.passwords import Passwords
 from electro.services import blocking
+from electro.services.events import NOBODY
 from tests.accounts_support import (
     GENERIC,
     block_ip,
@@ -182,7 +183,7 @@ async def test_blocked_account_gets_the_generic_error_and_a_mail(
     ann = await make_user(app, "ann")
     async with app.extensions["electro"].sessions.begin() as db:
         await blocking.block_accounts(db, app.extensions["electro"].settings, [ann.id],
-                                      clock.now() + timedelta(days=2), "chargeback fraud", None)
+                                      clock.now() + timedelta(days=2), "chargeback fraud", NOBODY)
     app.extensions["electro"].wake_jobs.set()  # a request would wake the sender after commit
     await mailbox.wait_for("ann@example.com")  # the block notice itself
     wrong = await log_in(client, "ann", "wrong password")

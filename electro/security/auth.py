@@ -78,6 +78,12 @@ async def signed_in() -> SignedIn:
     return account
 
 
+async def acting() -> events.Actor:
+    """The signed-in account and this request's origin, for the events of what it does."""
+    user = (await signed_in()).user
+    return events.Actor(user.id, user.username, **origin())
+
+
 async def load_account() -> None:
     """before_request: every request with a session cookie re-checks it (A5), and templates
     see ``g.account``. Static files need no account: no query for them."""

@@ -51,9 +51,10 @@ from electro.models import (
     User,
     UserSession,
 )
-from electro.services import backups, blocking, events, users
+from electro.services import backups, blocking, users
 from electro.services.backups import BackupError
 from electro.services.blocking import BlockError
+from electro.services.events import Actor
 from electro.services.mail import send_mail_to_users
 from electro.services.paging import clamp, page_number
 from electro.services.sessions import end_sessions, in_force
@@ -97,16 +98,6 @@ class InvalidInput(AdminError):
 
 class FieldError(ValueError):
     """Raised by a converter: the value is refused with this message."""
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who acts, for the lock-out guards and the event."""
-
-    id: int | None
-    name: str
-    ip: str = ""
-    path: str = ""
 
 
 @dataclass
@@ -440,7 +431,7 @@ async def _block_accounts(db: AsyncSession, ctx: ActionContext, ids: list[int]) 
     try:
         until = parse_when(ctx.form.get("until", ""))
         n = await blocking.block_accounts(db, ctx.settings, ids, until, ctx.form.get("reason", ""),
-                                          ctx.actor.id)
+                                          ctx.actor)
     except (FieldError, BlockError) as exc:
         raise AdminError(str(exc)) from None
     return ActionResult(
@@ -450,13 +441,13 @@ async def _block_accounts(db: AsyncSession, ctx: ActionContext, ids: list[int]) 
 async def _lift_account_blocks(
     db: AsyncSession, ctx: ActionContext, ids: list[int]
 ) -> ActionResult:
-    n = await blocking.lift_account_blocks(db, ids, ctx.actor.id)
+    n = await blocking.lift_account_blocks(db, ids, ctx.actor)
     return ActionResult(f"Lifted {_plural(n, 'block')}.", n)
 
 
 async def _make_backup(db: AsyncSession, ctx: ActionContext, _ids: list[int]) -> ActionResult:
     try:
-        backup = await backups.create_in_request(db, ctx.settings, actor_id=ctx.actor.id)
+        backup = await backups.create_in_request(db, ctx.settings, actor=ctx.actor)
     except BackupError as exc:
         raise AdminError(f"The backup failed: {exc}") from None
     return ActionResult(f"Backup {backup.filename} taken ({backup.size_bytes:,} bytes).", 1)
@@ -475,7 +466,7 @@ async def _restore(db: AsyncSession, ctx: ActionContext, ids: list[int]) -> Acti
                 1, confirm="Yes, restore it", ids=ids,
             )
         restored = await backups.restore_in_request(
-            db, ctx.settings, backups.backup_path(ctx.settings, backup), actor_id=ctx.actor.id
+            db, ctx.settings, backups.backup_path(ctx.settings, backup), actor=ctx.actor
         )
     except BackupError as exc:
         raise AdminError(f"Nothing was restored: {exc}") from None
@@ -946,8 +937,7 @@ async def update_row(
         raise AdminError("That value was just taken by another row.") from None
     if _rowcount(result) != 1:
         raise StaleRow()
-    await events.record(db, "admin_update", actor_id=actor.id, actor=actor.name, ip=actor.ip,
-                        path=actor.path, table=table.name, ids=[row_id],
+    await actor.record(db, "admin_update", table=table.name, ids=[row_id],
                         fields=sorted(f.name for f in table.editable if f.column in values))
     return await get_row(db, table, row_id)
 
@@ -967,8 +957,7 @@ async def add_row(
                 insert(model).values(**values).returning(model.id))).scalar_one()
     except IntegrityError:
         raise AdminError("That value was just taken by another row.") from None
-    await events.record(db, "admin_add", actor_id=actor.id, actor=actor.name, ip=actor.ip,
-                        path=actor.path, table=table.name, ids=[row_id])
+    await actor.record(db, "admin_add", table=table.name, ids=[row_id])
     return await get_row(db, table, row_id)
 
 
@@ -1004,8 +993,7 @@ async def run_action(
     result = await action.run(db, ActionContext(settings, table, actor, form, confirmed), ids)
     result.action = action.name
     if action.records_event and not result.confirm:
-        await events.record(db, f"admin_{action.name}", actor_id=actor.id, actor=actor.name,
-                            ip=actor.ip, path=actor.path, table=table.name, ids=ids,
+        await actor.record(db, f"admin_{action.name}", table=table.name, ids=ids,
                             count=result.count)
     return result
 

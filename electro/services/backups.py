@@ -72,7 +72,8 @@ from electro.config import Settings
 from electro.db import Base
 from electro.migrate import current_revision, head_revision
 from electro.models import OneTimeKey, OutboxMail, UserSession
-from electro.services import bulk, events, search
+from electro.services import bulk, search
+from electro.services.events import NOBODY, Actor
 
 FORMAT = "electro-backup"
 FORMAT_VERSION = 1
@@ -183,13 +184,13 @@ async def create_backup(
     engine: AsyncEngine,
     settings: Settings,
     *,
-    actor_id: int | None = None,
+    actor: Actor = NOBODY,
     progress: Progress | None = None,
 ) -> models.Backup:
     """Write a snapshot of every table to ``settings.backup_dir`` and record it (row + event)."""
     made = await _write_file(engine, settings, "backup", progress)
     async with AsyncSession(engine, expire_on_commit=False) as db, db.begin():
-        return await _record(db, made, actor_id)
+        return await _record(db, made, actor)
 
 
 @dataclass(frozen=True)
@@ -220,7 +221,7 @@ async def _write_file(
     return _File(filename, label, manifest, size, digest)
 
 
-async def _record(db: AsyncSession, made: _File, actor_id: int | None) -> models.Backup:
+async def _record(db: AsyncSession, made: _File, actor: Actor) -> models.Backup:
     backup = models.Backup(
         filename=made.filename,
         created_at=made.manifest.created_at,
@@ -228,13 +229,11 @@ async def _record(db: AsyncSession, made: _File, actor_id: int | None) -> models
         sha256=made.sha256,
         row_counts=made.manifest.row_counts,
         schema_revision=made.manifest.schema_revision,
-        created_by_id=actor_id,
+        created_by_id=actor.id,
     )
     db.add(backup)
-    await events.record(
-        db, "backup_created", actor_id=actor_id, filename=made.filename, kind=made.label,
-        rows=made.manifest.total_rows, size_bytes=made.size,
-    )
+    await actor.record(db, "backup_created", filename=made.filename, kind=made.label,
+                       rows=made.manifest.total_rows, size_bytes=made.size)
     await db.flush()
     return backup
 
@@ -480,7 +479,7 @@ async def restore_backup(
     settings: Settings,
     path: Path,
     *,
-    actor_id: int | None = None,
+    actor: Actor = NOBODY,
     progress: Progress | None = None,
     max_bytes: int | None = None,
 ) -> Restored:
@@ -524,9 +523,9 @@ async def restore_backup(
             rows = await _replace_all(conn, path, manifest, report, rows_loaded=safety_backup)
             made = await safety_backup()
             async with AsyncSession(bind=conn, expire_on_commit=False) as db:  # this transaction
-                backup = await _record(db, made, actor_id)
-                await events.record(db, "backup_restored", actor_id=actor_id,
-                                    filename=path.name, rows=rows, safety_backup=made.filename)
+                backup = await _record(db, made, actor)
+                await actor.record(db, "backup_restored", filename=path.name, rows=rows,
+                                   safety_backup=made.filename)
                 await db.flush()
     except Exception as exc:
         # The first line only: a driver error goes on with the SQL and its parameters (hashes).
@@ -534,9 +533,8 @@ async def restore_backup(
         made_anyway = await _outcome(safety)
         async with AsyncSession(engine) as db, db.begin():
             if made_anyway is not None:  # a good snapshot of the unchanged data: keep it listed
-                await _record(db, made_anyway, actor_id)
-            await events.record(db, "backup_restore_failed", actor_id=actor_id,
-                                filename=path.name, error=reason)
+                await _record(db, made_anyway, actor)
+            await actor.record(db, "backup_restore_failed", filename=path.name, error=reason)
         kept = f"; safety backup {made_anyway.filename}" if made_anyway else ""
         raise BackupError(f"the restore failed and nothing was changed ({reason}){kept}") from exc
     except BaseException:  # cancelled: no half-written safety file is left behind
@@ -548,18 +546,18 @@ async def restore_backup(
 
 
 async def create_in_request(
-    db: AsyncSession, settings: Settings, *, actor_id: int | None
+    db: AsyncSession, settings: Settings, *, actor: Actor
 ) -> models.Backup:
     """``create_backup`` from a request that holds ``db`` (see ``_leave_request``)."""
-    return await create_backup(await _leave_request(db), settings, actor_id=actor_id)
+    return await create_backup(await _leave_request(db), settings, actor=actor)
 
 
 async def restore_in_request(
-    db: AsyncSession, settings: Settings, path: Path, *, actor_id: int | None,
+    db: AsyncSession, settings: Settings, path: Path, *, actor: Actor,
     max_bytes: int | None = None,
 ) -> Restored:
     """``restore_backup`` from a request that holds ``db`` (see ``_leave_request``)."""
-    return await restore_backup(await _leave_request(db), settings, path, actor_id=actor_id,
+    return await restore_backup(await _leave_request(db), settings, path, actor=actor,
                                 max_bytes=max_bytes)
 
 

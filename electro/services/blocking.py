@@ -18,6 +18,7 @@ from electro.config import Settings
 from electro.db import among
 from electro.models import AccountBlock, IpBlock, User, UserSession
 from electro.services import events, sessions
+from electro.services.events import Actor
 from electro.services.mail import send_mail_to_users
 
 MAX_REASON = 500
@@ -38,14 +39,14 @@ def check_until(until: datetime) -> datetime:
 
 async def block_accounts(
     db: AsyncSession, settings: Settings, user_ids: Sequence[int], until: datetime,
-    reason: str, actor_id: int | None,
+    reason: str, actor: Actor,
 ) -> int:
     """Block the accounts until ``until`` (naive UTC): their live sessions end at once and
     each owner is mailed the date and reason. Returns how many accounts were blocked (ids of
     accounts that do not exist are skipped)."""
     until = check_until(until)
     ids = sorted(set(user_ids))
-    if actor_id is not None and actor_id in ids:
+    if actor.id is not None and actor.id in ids:
         raise BlockError("You cannot block your own account; another admin would have to "
                          "lift it. Untick your own row and try again.")
     reason = reason.strip()[:MAX_REASON]
@@ -55,20 +56,20 @@ async def block_accounts(
         return 0
     now = clock.now()
     await db.execute(insert(AccountBlock), [
-        {"user_id": user_id, "until": until, "reason": reason, "created_by_id": actor_id,
+        {"user_id": user_id, "until": until, "reason": reason, "created_by_id": actor.id,
          "created_at": now}
         for user_id in found
     ])
     ended = await sessions.end_sessions(db, among(db, UserSession.user_id, found), "blocked")
     await send_mail_to_users(db, settings, "account_blocked", among(db, User.id, found),
                              until=until.strftime("%Y-%m-%d %H:%M UTC"), reason=reason)
-    await events.record(db, "admin_block_accounts", actor_id=actor_id, ids=found,
+    await actor.record(db, "admin_block_accounts", ids=found,
                         until=until.isoformat(), reason=reason, ended=ended)
     return len(found)
 
 
 async def lift_account_blocks(
-    db: AsyncSession, user_ids: Sequence[int], actor_id: int | None
+    db: AsyncSession, user_ids: Sequence[int], actor: Actor
 ) -> int:
     """Lift the blocks in force on these accounts now; returns how many blocks were lifted."""
     now = clock.now()
@@ -80,7 +81,7 @@ async def lift_account_blocks(
         .execution_options(synchronize_session=False)
     )
     lifted = int(result.rowcount or 0)  # type: ignore[attr-defined]
-    await events.record(db, "admin_lift_account_blocks", actor_id=actor_id, ids=ids,
+    await actor.record(db, "admin_lift_account_blocks", ids=ids,
                         lifted=lifted)
     return lifted
 

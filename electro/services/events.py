@@ -64,6 +64,24 @@ async def record(
     return event
 
 
+@dataclass(frozen=True)
+class Actor:
+    """Who did something: the account (None for the CLI and jobs) and where the request came
+    from; every event of an admin's action carries all of it."""
+
+    id: int | None = None
+    name: str = ""
+    ip: str = ""
+    path: str = ""
+
+    async def record(self, db: AsyncSession, type_: str, **details: Any) -> Event:
+        return await record(db, type_, actor_id=self.id, actor=self.name, ip=self.ip,
+                            path=self.path, **details)
+
+
+NOBODY = Actor()  # the CLI and background jobs
+
+
 def as_dict(event: Event) -> dict[str, Any]:
     return {
         "id": event.id,

@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import NotFound
 
-from electro.security.auth import admin_required, signed_in
+from electro.security.auth import acting, admin_required
 from electro.services import backups, dashboard, events
 from electro.services.paging import page_number
-from electro.web import db, origin, render, runtime
+from electro.web import db, render, runtime
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -29,9 +29,7 @@ UNCONFIRMED = "Type RESTORE in the confirmation field to restore."
 
 async def _record(session: AsyncSession, type_: str, **details: object) -> None:
     """An event of the signed-in admin's, in ``session``'s transaction."""
-    account = await signed_in()
-    await events.record(session, type_, actor_id=account.user.id, actor=account.user.username,
-                        **origin(), **details)
+    await (await acting()).record(session, type_, **details)
 
 
 @bp.get("")
@@ -104,7 +102,7 @@ async def _restore(path: Path, max_bytes: int | None = None) -> Response:
     """Restore ``path`` (verified by the service before anything is touched)."""
     try:
         restored = await backups.restore_in_request(
-            db(), runtime().settings, path, actor_id=(await signed_in()).user.id,
+            db(), runtime().settings, path, actor=await acting(),
             max_bytes=max_bytes)
     except backups.BackupError as exc:
         return await _backups_page(422, error=f"Nothing was restored: {exc}")
@@ -126,7 +124,7 @@ async def backups_page() -> Response:
 async def backups_create() -> Response:
     try:
         backup = await backups.create_in_request(db(), runtime().settings,
-                                                 actor_id=(await signed_in()).user.id)
+                                                 actor=await acting())
     except backups.BackupError as exc:
         return await _backups_page(422, error=f"No backup was made: {exc}")
     return await _backups_page(message=f"Backup {backup.filename} created.")

@@ -11,10 +11,10 @@ from typing import Any
 
 from quart import Blueprint, Response, abort, redirect, request, url_for
 
-from electro.security.auth import admin_required, signed_in
+from electro.security.auth import acting, admin_required
 from electro.services import admin_tables as service
 from electro.services.admin_tables import AdminError, NotFound, StaleRow, Table
-from electro.web import client_ip, db, is_htmx, render, runtime
+from electro.web import db, is_htmx, render, runtime
 
 bp = Blueprint("admin_tables", __name__, url_prefix="/admin/tables")
 PAGE = "admin/table.html"
@@ -27,11 +27,6 @@ def _table(name: str) -> Table:
         return service.get_table(name)
     except NotFound:
         abort(404)
-
-
-async def _actor() -> service.Actor:
-    user = (await signed_in()).user
-    return service.Actor(user.id, user.username, client_ip(), request.path)
 
 
 async def _listing(spec: Table, args: Any) -> service.Listing:
@@ -116,7 +111,7 @@ async def edit(table: str, row_id: int) -> Response:
     form = (await request.form).to_dict()
     version = form.get("version", "")
     try:
-        saved = await service.update_row(db(), spec, row_id, form, version, actor=await _actor())
+        saved = await service.update_row(db(), spec, row_id, form, version, actor=await acting())
     except NotFound:
         abort(404)
     except AdminError as exc:
@@ -135,7 +130,7 @@ async def delete(table: str, row_id: int) -> Response:
     spec = _table(table)
     try:
         result = await service.delete_row(db(), runtime().settings, spec, row_id,
-                                          actor=await _actor())
+                                          actor=await acting())
     except NotFound:
         abort(404)
     except AdminError as exc:
@@ -155,7 +150,7 @@ async def add(table: str) -> Response:
         abort(404)
     form = (await request.form).to_dict()
     try:
-        added = await service.add_row(db(), spec, form, actor=await _actor())
+        added = await service.add_row(db(), spec, form, actor=await acting())
     except AdminError as exc:
         return await _answer(spec, "partials/admin_add.html", 422, add_values=_typed(spec, form),
                              add_errors=exc.errors, add_problems=exc.problems)
@@ -175,7 +170,7 @@ async def actions(table: str) -> Response:
     try:
         result = await service.run_action(
             db(), runtime().settings, spec, form.get("action", ""), form.getlist("ids"),
-            form.to_dict(), actor=await _actor(), confirmed=form.get("confirmed") == "1",
+            form.to_dict(), actor=await acting(), confirmed=form.get("confirmed") == "1",
         )
     except AdminError as exc:
         return await _answer(spec, RESULT, 422, form, error=exc.message)
