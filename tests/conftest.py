@@ -90,11 +90,13 @@ class Mailbox:
 
     def __init__(self) -> None:
         self.messages: list[Message] = []
+        self.peers: list[Any] = []  # the client address of each message's connection
         self._lock = threading.Lock()
 
-    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
+    async def handle_DATA(self, _server: Any, session: Any, envelope: Any) -> str:
         with self._lock:
             self.messages.append(email.message_from_bytes(envelope.content))
+            self.peers.append(session.peer)
         return "250 OK"
 
     def to(self, address: str) -> list[Message]:
@@ -129,6 +131,7 @@ def mailbox(smtp_server: tuple[Mailbox, int]) -> Mailbox:
     """This test's mail: the shared server's inbox, emptied first."""
     box = smtp_server[0]
     box.messages.clear()
+    box.peers.clear()
     return box
 
 

@@ -82,6 +82,16 @@ async def test_without_smtp_host_mail_is_written_as_eml(app: Any, tmp_path: Any)
     assert message["To"] == "eve@example.com" and "Hello Eve," in body_of(message)
 
 
+async def test_a_batch_goes_through_one_smtp_connection(app: Any, mailbox: Mailbox) -> None:
+    rt = _runtime(app)
+    async with rt.sessions.begin() as db:
+        await mail.send_mails(db, rt.settings, "test", [
+            (f"user{i}@example.com", {"username": f"User{i}"}) for i in range(5)])
+    assert await mail.deliver_due(rt.sessions, rt.settings) == 5
+    assert len(mailbox.messages) == 5
+    assert len(set(mailbox.peers)) == 1  # one connection (one client port) for all five
+
+
 async def test_one_round_sends_a_backlog_larger_than_a_batch(app: Any, tmp_path: Any) -> None:
     """A key mailed behind a mass mailing must not wait for later rounds (keys expire)."""
     rt = _runtime(app)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from contextlib import suppress
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -145,15 +146,34 @@ async def _claim(sessions: async_sessionmaker[AsyncSession]) -> list[OutboxMail]
     return sorted(claimed, key=lambda m: m.id)
 
 
-async def _deliver(message: EmailMessage, settings: Settings, mail_id: int) -> None:
-    if settings.smtp_host:
-        await aiosmtplib.send(
-            message, hostname=settings.smtp_host, port=settings.smtp_port,
-            username=settings.smtp_username or None, password=settings.smtp_password or None,
-            start_tls=settings.smtp_starttls or None, timeout=15,
-        )
-    else:
-        await asyncio.to_thread(_write_eml, settings.mail_dir, mail_id, message)
+class _Transport:
+    """Where a batch goes: one SMTP connection, opened at its first mail and kept for the rest
+    (a mass mailing is not one handshake per mail; a dropped connection is opened again), or
+    .eml files when no SMTP host is set."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._smtp: aiosmtplib.SMTP | None = None
+
+    async def send(self, message: EmailMessage, mail_id: int) -> None:
+        settings = self._settings
+        if not settings.smtp_host:
+            await asyncio.to_thread(_write_eml, settings.mail_dir, mail_id, message)
+            return
+        if self._smtp is None or not self._smtp.is_connected:
+            self._smtp = aiosmtplib.SMTP(
+                hostname=settings.smtp_host, port=settings.smtp_port,
+                username=settings.smtp_username or None,
+                password=settings.smtp_password or None,
+                start_tls=settings.smtp_starttls or None, timeout=15,
+            )
+            await self._smtp.connect()
+        await self._smtp.send_message(message)
+
+    async def close(self) -> None:
+        if self._smtp is not None and self._smtp.is_connected:
+            with suppress(aiosmtplib.SMTPException, OSError):
+                await self._smtp.quit()
 
 
 def _write_eml(folder: Path, mail_id: int, message: EmailMessage) -> None:
@@ -178,10 +198,21 @@ async def deliver_due(sessions: async_sessionmaker[AsyncSession], settings: Sett
 async def _deliver_batch(
     batch: list[OutboxMail], sessions: async_sessionmaker[AsyncSession], settings: Settings
 ) -> int:
+    transport = _Transport(settings)
+    try:
+        return await _send_each(batch, transport, sessions, settings)
+    finally:
+        await transport.close()
+
+
+async def _send_each(
+    batch: list[OutboxMail], transport: _Transport,
+    sessions: async_sessionmaker[AsyncSession], settings: Settings,
+) -> int:
     sent = 0
     for mail in batch:
         try:
-            await _deliver(build_message(mail, settings), settings, mail.id)
+            await transport.send(build_message(mail, settings), mail.id)
         except (aiosmtplib.SMTPException, OSError) as exc:
             failed = mail.attempts >= MAX_ATTEMPTS
             log.warning("mail %s attempt %s failed: %s", mail.id, mail.attempts, exc)
