@@ -101,6 +101,26 @@ async def test_search_matches_case_insensitively_and_escapes_like_wildcards(
     assert await names("nothing like it") == []
 
 
+def test_the_registry_names_only_columns_it_lists() -> None:
+    """A misspelt sortable or searchable name would only fail when someone clicks it."""
+    for name, table in TABLES.items():
+        listed = {c.name for c in table.columns}
+        named = {*table.searchable, *table.sortable, table.default_sort[0]}
+        assert named <= listed, f"{name}: {named - listed} are not columns"
+
+
+async def test_every_table_sorts_by_every_sortable_column_with_a_search(
+    app: Any, admin_client: Client
+) -> None:
+    await seed_every_table(app)
+    for name, table in TABLES.items():
+        for column in table.sortable:
+            for way in ("asc", "desc"):
+                response = await admin_client.get(
+                    f"/admin/tables/{name}", query_string={"sort": column, "dir": way, "q": "a"})
+                assert response.status_code == 200, (name, column, way)
+
+
 async def test_sort_by_any_sortable_column_both_ways(app: Any, admin_client: Client) -> None:
     _, ids = await seed_catalogue(app, products=4)  # named in id order
     # Price and stock in orders of their own, so each sort shows which column it used.
