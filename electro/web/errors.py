@@ -8,6 +8,7 @@ import logging
 from quart import Quart, Response, g, request
 from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed
 
+from electro.errors import DomainError
 from electro.security.csrf import CsrfError
 from electro.services import events
 from electro.web import origin, render, runtime
@@ -19,7 +20,9 @@ EVENT_TYPES = {
     403: "authz_fail",
     404: "http_not_found",
     405: "http_method_not_allowed",
+    409: "conflict",
     413: "input_too_large",
+    422: "input_validation_fail",
     429: "excess_rate_limit_exceeded",
     500: "sys_error",
 }
@@ -44,7 +47,7 @@ async def _abandon_request_transaction() -> None:
         await request_db.rollback()
 
 
-async def _record(status: int, detail: str) -> None:
+async def _record_error_event(status: int, detail: str) -> None:
     sessions = runtime().sessions
     if sessions is None:
         return
@@ -59,14 +62,24 @@ async def _record(status: int, detail: str) -> None:
         log.exception("could not record the error event")
 
 
+async def _error_page(status: int, message: str, event_detail: str) -> Response:
+    await _record_error_event(status, event_detail)
+    return await render(
+        "error.html", "partials/error.html", status=status, status_code=status, message=message
+    )
+
+
+async def handle_domain_error(error: DomainError) -> Response:
+    """A service's refusal that no route turned into a form: its own message and status."""
+    return await _error_page(error.status, error.message or MESSAGES.get(error.status, "Error"),
+                             type(error).__name__)
+
+
 async def handle_http_error(error: HTTPException) -> Response:
     status = error.code or 500
     # A CSRF refusal tells the user what to do; other errors get the generic wording.
     message = error.description if isinstance(error, CsrfError) else MESSAGES.get(status, "Error")
-    await _record(status, type(error).__name__)
-    response = await render(
-        "error.html", "partials/error.html", status=status, status_code=status, message=message
-    )
+    response = await _error_page(status, message, type(error).__name__)
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
@@ -81,5 +94,6 @@ async def handle_unexpected(error: Exception) -> Response:
 
 
 def register_error_handlers(app: Quart) -> None:
+    app.register_error_handler(DomainError, handle_domain_error)
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(Exception, handle_unexpected)
