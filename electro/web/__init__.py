@@ -1,8 +1,19 @@
-"""Web layer helpers shared by every blueprint: the request's DB session, page-or-fragment."""
+"""Web layer helpers shared by every blueprint: the request's DB session, page-or-fragment.
+
+Who commits (one rule): a request has one session, ``db()``. ``finish_db`` commits it when the
+response is below 400 and rolls it back otherwise; services never commit or roll it back. Work
+that must not share the request's fate goes through ``own_transaction()``, which commits when its
+block ends, and each use says why (an event about a refusal that the 4xx rolls back, an error
+event, a streamed export that outlives the request). Work that replaces tables on connections of
+its own (backup, restore) first ends the request's transaction with ``end_request_transaction()``
+so the request holds no lock they would wait for.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -39,6 +50,32 @@ def db() -> AsyncSession:
         g.db = sessions()
     session: AsyncSession = g.db
     return session
+
+
+async def end_request_transaction() -> None:
+    """Roll the request's transaction back now, not after the response, so it holds no lock
+    (on SQLite an open write holds the database; on PostgreSQL even a read holds table locks).
+    Loaded objects are detached first so pages can still read them (``account.user``)."""
+    request_db: AsyncSession | None = g.get("db")
+    if request_db is not None:
+        request_db.expunge_all()
+        await request_db.rollback()
+
+
+def own_transaction() -> AbstractAsyncContextManager[AsyncSession]:
+    """A session and transaction of their own, committed when the block ends (rolled back if
+    it raises), whatever becomes of the request's transaction. The app's session factory is
+    taken at the call, so a streamed body can enter it after the request has ended."""
+    sessions = runtime().sessions
+    if sessions is None:
+        raise RuntimeError("the database is opened in before_serving")
+    return _begun(sessions)
+
+
+@asynccontextmanager
+async def _begun(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    async with sessions.begin() as session:
+        yield session
 
 
 async def finish_db(response: Response) -> Response:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 
-from quart import Quart, Response, g, request
+from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed
 
 from electro.errors import DomainError
 from electro.security.csrf import CsrfError
 from electro.services import events
-from electro.web import origin, render, runtime
+from electro.web import end_request_transaction, origin, own_transaction, render, runtime
 
 log = logging.getLogger(__name__)
 
@@ -37,23 +37,14 @@ MESSAGES = {
 }
 
 
-async def _abandon_request_transaction() -> None:
-    """Roll the failed request's work back now, not after the response: on SQLite its open
-    write would hold the database lock while the event below waits for it. Loaded objects are
-    detached first so the error page can still read them (``account.user``)."""
-    request_db = g.get("db")
-    if request_db is not None:
-        request_db.expunge_all()
-        await request_db.rollback()
-
-
 async def _record_error_event(status: int, detail: str) -> None:
-    sessions = runtime().sessions
-    if sessions is None:
+    if runtime().sessions is None:
         return
     try:
-        await _abandon_request_transaction()
-        async with sessions.begin() as session:
+        # The failed request's work is abandoned first: on SQLite its open write would hold
+        # the lock this event waits for.
+        await end_request_transaction()
+        async with own_transaction() as session:
             await events.record(
                 session, EVENT_TYPES.get(status, f"http_{status}"),
                 **origin(), method=request.method, detail=detail,
