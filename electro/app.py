@@ -16,11 +16,7 @@ from quart_rate_limiter import RateLimit
 from electro import tasks
 from electro.config import load_settings, parse_rate, with_secret_key
 from electro.db import make_sessionmaker, opened
-from electro.security.auth import ElectroUser, load_account
-from electro.security.csrf import check_csrf, csrf_token
-from electro.security.headers import is_private_path, security_headers
 from electro.security.passwords import Passwords
-from electro.security.ratelimit import AtomicRateLimiter, client_key, make_store
 from electro.web import (
     Runtime,
     account,
@@ -37,6 +33,10 @@ from electro.web import (
     shop,
     system,
 )
+from electro.web.csrf import check_csrf, csrf_token
+from electro.web.guards import ElectroUser, load_account
+from electro.web.headers import is_private_path, security_headers
+from electro.web.ratelimit import AtomicRateLimiter, client_key, make_store
 
 PACKAGE = Path(__file__).parent
 STATIC = PACKAGE.parent / "static"

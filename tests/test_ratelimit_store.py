@@ -12,7 +12,7 @@ import redis
 from quart import Quart
 from quart_rate_limiter import RateLimit
 
-from electro.security.ratelimit import (
+from electro.web.ratelimit import (
     AtomicRateLimiter,
     AtomicStore,
     MemoryAtomicStore,

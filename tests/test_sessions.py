@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from electro import clock
 from electro.models import AccountBlock, IpBlock, User, UserSession
-from electro.security.auth import admin_required, current_account, login_required
+from electro.web.guards import admin_required, current_account, login_required
 from tests.accounts_support import events_of, session_rows
 from tests.conftest import Client, make_user, sign_in
 

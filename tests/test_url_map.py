@@ -8,7 +8,7 @@ from typing import Any
 
 from quart_rate_limiter import QUART_RATE_LIMITER_EXEMPT_ATTRIBUTE
 
-from electro.security.auth import admin_required
+from electro.web.guards import admin_required
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 EXEMPT_ALLOWED = {"system.healthz"}  # health probe and benchmark baseline

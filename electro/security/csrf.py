@@ -1,43 +1,15 @@
-"""CSRF: neither Quart nor quart-auth has any. One token per browser session, checked on
-every unsafe request (form field ``csrf_token`` or header ``X-CSRF-Token``, which htmx sends)."""
+"""CSRF token maths: a token is 256 random bits; a sent token matches only in constant time.
+The request check that uses them is electro.web.csrf."""
 
 from __future__ import annotations
 
 import hmac
 import secrets
 
-from quart import request, session
-from werkzeug.exceptions import Forbidden
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-SESSION_KEY = "csrf"
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
 
 
-def csrf_token() -> str:
-    token = session.get(SESSION_KEY)
-    if not token:
-        token = session[SESSION_KEY] = secrets.token_urlsafe(32)
-    return str(token)
-
-
-def rotate_csrf_token() -> None:
-    """A new token at log-in and log-out, so a token seen before cannot be replayed."""
-    session[SESSION_KEY] = secrets.token_urlsafe(32)
-
-
-class CsrfError(Forbidden):
-    description = "The form expired or came from another site. Reload the page and try again."
-
-
-async def check_csrf() -> None:
-    if request.method in SAFE_METHODS:
-        return
-    # Browsers label cross-site requests; refuse them before reading any body.
-    if request.headers.get("Sec-Fetch-Site") == "cross-site":
-        raise CsrfError()
-    sent = request.headers.get("X-CSRF-Token")
-    if sent is None:
-        sent = (await request.form).get("csrf_token")
-    expected = session.get(SESSION_KEY)
-    if not sent or not expected or not hmac.compare_digest(str(sent), str(expected)):
-        raise CsrfError()
+def tokens_match(sent: str | None, expected: str | None) -> bool:
+    return bool(sent) and bool(expected) and hmac.compare_digest(str(sent), str(expected))

@@ -7,7 +7,7 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,6 +39,13 @@ def clean_details(details: dict[str, Any]) -> dict[str, Any]:
         else:
             out[name] = clean_text(str(value))
     return out
+
+
+class Origin(TypedDict):
+    """Where a request came from, for the events a service records about it."""
+
+    ip: str
+    path: str
 
 
 async def record(

@@ -12,9 +12,10 @@ from electro.models import OneTimeKey, User
 from electro.security.keys import hash_key
 from electro.security.passwords import Passwords
 from electro.services import events, keys, sessions
+from electro.services.events import Origin
 from electro.services.forms import FormProblems, new_password_problems
 from electro.services.mail import send_mail
-from electro.services.registration import Conflict, Origin, normalise_email
+from electro.services.registration import Conflict, normalise_email
 
 
 async def request_reset(

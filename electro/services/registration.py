@@ -12,7 +12,6 @@ mail is a notice to the owner instead of a key; the row is a decoy nobody holds 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from sqlalchemy import delete, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -23,11 +22,11 @@ from electro.models import OneTimeKey, User
 from electro.security.keys import hash_key
 from electro.security.passwords import Passwords, policy_problems
 from electro.services import events, keys, users
+from electro.services.events import Origin
 from electro.services.forms import MISMATCH, FormProblems
 from electro.services.mail import send_mail
 
 FIELDS = ("username", "email", "password", "password_confirm")
-Origin = Mapping[str, Any]  # ip and path of the request, for events
 
 
 class Conflict(Exception):

@@ -18,6 +18,8 @@ from electro import clock
 from electro.config import Settings
 from electro.models import AccountBlock, IpBlock, User, UserSession
 from electro.security.keys import hash_key, new_key
+from electro.services import events
+from electro.services.events import Origin
 
 # last_seen is written at most this often, so browsing does not cost a write per request;
 # an idle session may therefore end up to this much early, never late.
@@ -34,10 +36,11 @@ class SignedIn:
 
 @dataclass(frozen=True)
 class Refused:
-    """Why a presented session id does not sign anybody in (the session is ended if it was live)."""
+    """Why a presented session id does not sign anybody in; ``end_refused`` ends it."""
 
     reason: str
     user_id: int | None = None
+    session_id: int | None = None
 
 
 def in_force(block: type[AccountBlock] | type[IpBlock], now: datetime) -> ColumnElement[bool]:
@@ -106,7 +109,8 @@ async def start_session(
 async def resolve(
     db: AsyncSession, settings: Settings, token: str, ip: str
 ) -> SignedIn | Refused:
-    """Check a presented session id and its account in one query; end it if it must end."""
+    """Check a presented session id and its account in one query (read only: a refused session
+    is ended by ``end_refused``, which the caller runs where it must stick)."""
     now = clock.now()
     row = (await db.execute(
         select(UserSession, User, account_blocked(User.id, now), ip_blocked(ip, now))
@@ -117,7 +121,7 @@ async def resolve(
         return Refused("unknown")
     session, user, blocked, ip_is_blocked = row
     if session.ended_at is not None:
-        return Refused("ended", user.id)
+        return Refused("ended", user.id, session.id)
     reason = None
     if now - session.last_seen_at > timedelta(minutes=settings.session_idle_minutes):
         reason = "idle"
@@ -132,11 +136,18 @@ async def resolve(
     elif ip != session.ip and settings.session_ip_policy == "strict":
         reason = "ip_changed"
     if reason is not None:
-        await end_sessions(db, UserSession.id == session.id, reason)
-        return Refused(reason, user.id)
+        return Refused(reason, user.id, session.id)
     if now - session.last_seen_at >= TOUCH_EVERY:
         session.last_seen_at = now
     return SignedIn(session, user)
+
+
+async def end_refused(db: AsyncSession, refused: Refused, origin: Origin) -> None:
+    """End a refused session (if still live) and record why."""
+    if refused.session_id is not None:
+        await end_sessions(db, UserSession.id == refused.session_id, refused.reason)
+    await events.record(db, "session_refused", actor_id=refused.user_id, **origin,
+                        reason=refused.reason)
 
 
 async def end_sessions(db: AsyncSession, where: object, reason: str) -> int:

@@ -15,13 +15,14 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any
 
 from quart import Response, current_app, g, render_template, request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from electro.config import Settings
 from electro.security.passwords import Passwords
+from electro.services.events import Origin
 from electro.services.mail import QUEUED_FLAG
 
 
@@ -122,11 +123,6 @@ async def render(page: str, fragment: str, status: int = 200, **context: Any) ->
 
 def client_ip() -> str:
     return request.remote_addr or ""
-
-
-class Origin(TypedDict):
-    ip: str
-    path: str
 
 
 def origin() -> Origin:

@@ -14,11 +14,11 @@ from quart import Blueprint, Response, flash, redirect, request
 from quart_rate_limiter import rate_limit
 from werkzeug.exceptions import NotFound
 
-from electro.security.auth import login_required, signed_in
 from electro.services import accounts, sessions
 from electro.services.forms import FormProblems
 from electro.services.sessions import SignedIn
 from electro.web import client_ip, db, is_htmx, render, runtime
+from electro.web.guards import login_required, signed_in
 
 bp = Blueprint("account", __name__)
 

@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import NotFound
 
-from electro.security.auth import acting, admin_required
 from electro.services import backups, dashboard, events
 from electro.services.paging import page_number
 from electro.web import db, render, runtime
+from electro.web.guards import acting, admin_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

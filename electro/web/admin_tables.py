@@ -11,10 +11,10 @@ from typing import Any
 
 from quart import Blueprint, Response, abort, redirect, request, url_for
 
-from electro.security.auth import acting, admin_required
 from electro.services import admin_tables as service
 from electro.services.admin_tables import AdminError, NotFound, StaleRow, Table
 from electro.web import db, is_htmx, render, runtime
+from electro.web.guards import acting, admin_required
 
 bp = Blueprint("admin_tables", __name__, url_prefix="/admin/tables")
 PAGE = "admin/table.html"

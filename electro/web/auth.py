@@ -12,9 +12,9 @@ from datetime import timedelta
 from quart import Blueprint, Response, redirect, request
 from quart_rate_limiter import RateLimit, rate_limit
 
-from electro.security.auth import current_account, local_path, sign_in, sign_out
 from electro.services import accounts
 from electro.web import client_ip, db, render, runtime
+from electro.web.guards import current_account, local_path, sign_in, sign_out
 
 bp = Blueprint("auth", __name__)
 

@@ -9,9 +9,9 @@ from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed
 
 from electro.errors import DomainError
-from electro.security.csrf import CsrfError
 from electro.services import events
 from electro.web import end_request_transaction, origin, own_transaction, render, runtime
+from electro.web.csrf import CsrfError
 
 log = logging.getLogger(__name__)
 

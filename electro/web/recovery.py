@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, redirect, request, session
 
-from electro.security.auth import login_required, signed_in
 from electro.security.keys import hash_key
 from electro.services import keys, recovery
 from electro.services.forms import FormProblems
@@ -21,6 +20,7 @@ from electro.web.forms import (
     minutes,
     notice,
 )
+from electro.web.guards import login_required, signed_in
 
 bp = Blueprint("recovery", __name__)
 

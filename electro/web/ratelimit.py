@@ -14,12 +14,14 @@ import time
 from abc import abstractmethod
 from collections.abc import Sequence
 from math import ceil
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import redis.asyncio as aioredis
 from quart import Quart, Response, g, request
 from quart_rate_limiter import KeyCallable, RateLimit, RateLimiter
 from werkzeug.exceptions import HTTPException, TooManyRequests
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 # (key, period_seconds, inverse_seconds = period / count)
 Limit = tuple[str, float, float]
@@ -162,6 +164,9 @@ class RedisAtomicStore(AtomicStore):
         return self._client
 
     async def before_serving(self) -> None:
+        # Imported only when configured: redis is an optional extra ("electro[redis]").
+        import redis.asyncio as aioredis
+
         self._client = aioredis.from_url(self._url)
         # EVALSHA with automatic re-load on NOSCRIPT (e.g. after a server restart).
         self._script = self._client.register_script(_ACQUIRE_LUA)

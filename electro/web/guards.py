@@ -16,10 +16,18 @@ from quart_auth import AuthUser, login_user, logout_user
 from werkzeug.exceptions import Forbidden, Unauthorized
 
 from electro.models import User
-from electro.security.csrf import rotate_csrf_token
 from electro.services import events, sessions
 from electro.services.sessions import SignedIn
-from electro.web import client_ip, db, is_htmx, origin, runtime
+from electro.web import (
+    client_ip,
+    db,
+    end_request_transaction,
+    is_htmx,
+    origin,
+    own_transaction,
+    runtime,
+)
+from electro.web.csrf import rotate_csrf_token
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -47,16 +55,16 @@ class ElectroUser(AuthUser):
 
 async def _check(token: str) -> SignedIn | None:
     rt = runtime()
-    request_db = db()
-    result = await sessions.resolve(request_db, rt.settings, token, client_ip())
+    result = await sessions.resolve(db(), rt.settings, token, client_ip())
     if isinstance(result, SignedIn):
         return result
     if result.reason != "unknown":
-        await events.record(request_db, "session_refused", actor_id=result.user_id,
-                            **origin(), reason=result.reason)
-        # Checked before the view runs, so this commits only the ending and its event: they
-        # must stick even if the response is an error that rolls the request back.
-        await request_db.commit()
+        # The ending and its event must stick even if this request ends in an error that rolls
+        # its transaction back. The request's read is ended first: on SQLite a transaction
+        # whose snapshot predates this write could not write later in the request.
+        await end_request_transaction()
+        async with own_transaction() as own:
+            await sessions.end_refused(own, result, origin())
     logout_user()  # the cookie is worthless now: delete it
     return None
 
