@@ -15,11 +15,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from electro import clock
 from electro.config import Settings
+from electro.errors import DomainError, InvalidInput, NotFound
 from electro.models import AccountBlock, Event, User, UserSession
 from electro.security.passwords import Passwords
 from electro.services import events, sessions
 from electro.services.events import clean_text
-from electro.services.forms import FormProblems, new_password_problems
+from electro.services.forms import new_password_problems
 from electro.services.mail import send_mail
 
 GENERIC_FAILURE = "The log-in name or password is not right, or the account cannot sign in now."
@@ -29,15 +30,11 @@ NOTICE_EVERY = timedelta(minutes=15)
 MAX_LOGIN_LENGTH = 254
 
 
-class AuthFailed(Exception):
+class AuthFailed(DomainError):
     """Log-in refused. The message never says why (no account enumeration)."""
 
     def __init__(self) -> None:
         super().__init__(GENERIC_FAILURE)
-
-
-class SessionNotFound(Exception):
-    """No live session with that id belongs to the asking account."""
 
 
 async def find_by_login(db: AsyncSession, login: str) -> User | None:
@@ -189,7 +186,7 @@ async def end_own_session(db: AsyncSession, user: User, session_id: int, ip: str
         UserSession.id == session_id, UserSession.user_id == user.id,
         UserSession.ended_at.is_(None)))
     if owned is None:
-        raise SessionNotFound()
+        raise NotFound("You have no live session with that number.")
     await sessions.end_own_session(db, user.id, session_id)
     await events.record(db, "session_ended", actor_id=user.id, actor=user.username, ip=ip,
                         reason="ended_by_user", ended=[session_id])
@@ -215,18 +212,18 @@ async def change_password(
     """
     now = clock.now()
     if user.locked_until is not None and user.locked_until > now:
-        raise FormProblems({"current_password": (
+        raise InvalidInput(errors={"current_password": (
             "Too many wrong passwords were tried on this account. Try again after "
             f"{_when(user.locked_until)}.")})
     if not await passwords.verify(user.password_hash, current_password):
         await record_failure(db, settings, user, ip)
         await events.record(db, "authn_password_change_fail", actor_id=user.id,
                             actor=user.username, ip=ip, reason="wrong_current_password")
-        raise FormProblems({"current_password": (
+        raise InvalidInput(errors={"current_password": (
             "That is not your current password. Type the password you signed in with.")})
     if problems := new_password_problems(settings, password, password_confirm,
                                          username=user.username, email=user.email):
-        raise FormProblems(problems)
+        raise InvalidInput(errors=problems)
     new_hash = await passwords.hash(password)
     await db.execute(update(User).where(User.id == user.id)
                      .values(password_hash=new_hash, failed_logins=0,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from electro.errors import NotFound
 from electro.models import Category, Product
 from electro.services.paging import clamp
 
@@ -14,10 +15,6 @@ PAGE_SIZE = 24
 MAX_ID = 2**31 - 1  # ids beyond the INTEGER range cannot exist (and would fail to bind)
 SORTS = {"name": Product.name, "company": Product.company, "price": Product.price_cents}
 DIRECTIONS = ("asc", "desc")
-
-
-class NotFound(LookupError):
-    """No such category or product."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +51,7 @@ async def category_page(
     """Unknown sort keys fall back to name ascending; the page is clamped to 1..last."""
     category = await db.get(Category, category_id) if 0 < category_id <= MAX_ID else None
     if category is None:
-        raise NotFound(category_id)
+        raise NotFound("There is no such category.")
     sort = sort if sort in SORTS else "name"
     direction = direction if direction in DIRECTIONS else "asc"
     total = await db.scalar(
@@ -75,7 +72,7 @@ async def category_page(
 
 async def product(db: AsyncSession, product_id: int) -> tuple[Product, Category]:
     if not 0 < product_id <= MAX_ID:
-        raise NotFound(product_id)
+        raise NotFound("There is no such product.")
     row = (
         await db.execute(
             select(Product, Category)
@@ -84,5 +81,5 @@ async def product(db: AsyncSession, product_id: int) -> tuple[Product, Category]
         )
     ).first()
     if row is None:
-        raise NotFound(product_id)
+        raise NotFound("There is no such product.")
     return row[0], row[1]

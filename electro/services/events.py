@@ -13,6 +13,7 @@ from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from electro import clock
+from electro.errors import InvalidInput
 from electro.models import Event, User
 from electro.services.paging import clamp
 
@@ -102,7 +103,7 @@ def as_dict(event: Event) -> dict[str, Any]:
     }
 
 
-class FilterError(ValueError):
+class FilterError(InvalidInput):
     """An events filter value could not be understood; the message says which and why."""
 
 

@@ -1,5 +1,5 @@
-"""What the services' forms share: a refusal that names its fields, and the new-password rule
-(registration, password reset and password change all ask for a new password twice)."""
+"""The new-password rule that registration, password reset and password change share (each
+asks for a new password twice). A refused form raises ``electro.errors.InvalidInput``."""
 
 from __future__ import annotations
 
@@ -7,14 +7,6 @@ from electro.config import Settings
 from electro.security.passwords import policy_problems
 
 MISMATCH = "The two passwords differ; type the same password twice."
-
-
-class FormProblems(Exception):
-    """Field name -> what to do about it."""
-
-    def __init__(self, problems: dict[str, str]) -> None:
-        super().__init__(", ".join(problems))
-        self.problems = problems
 
 
 def new_password_problems(

@@ -35,20 +35,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from electro import clock
 from electro.config import Settings
+from electro.errors import DomainError
 from electro.models import OneTimeKey
 from electro.security.keys import hash_key, new_key
 
 PURPOSES = frozenset({"register", "reset", "activate", "email_change"})
 
 
-class KeyRefused(Exception):
+class KeyRefused(DomainError):
     """The key is unknown, used, expired or spent by wrong tries (the user learns no more).
 
     ``ended`` is True when this wrong try used up the last attempt of the charged key.
     """
 
     def __init__(self, ended: bool = False) -> None:
-        super().__init__("key refused")
+        super().__init__("This key does not work: it may be mistyped, already used or expired.")
         self.ended = ended
 
 

@@ -8,14 +8,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from electro.config import Settings
+from electro.errors import Conflict, InvalidInput
 from electro.models import OneTimeKey, User
 from electro.security.keys import hash_key
 from electro.security.passwords import Passwords
 from electro.services import events, keys, sessions
 from electro.services.events import Origin
-from electro.services.forms import FormProblems, new_password_problems
+from electro.services.forms import new_password_problems
 from electro.services.mail import send_mail
-from electro.services.registration import Conflict, normalise_email
+from electro.services.registration import normalise_email
 
 
 async def request_reset(
@@ -23,7 +24,7 @@ async def request_reset(
 ) -> None:
     """Mail a reset key if the address belongs to an active account; the caller answers the
     same whatever happened (the mail only leaves after the commit, through the outbox, so a
-    sending failure cannot change the answer either). Raises FormProblems for a malformed
+    sending failure cannot change the answer either). Raises InvalidInput for a malformed
     address only."""
     email = normalise_email(raw_email)
     user = await db.scalar(select(User).where(func.lower(User.email) == email,
@@ -49,14 +50,14 @@ async def reset_password(
     password: str, password_confirm: str, origin: Origin,
 ) -> User:
     """Set a new password with a reset key: every session of the account ends and its owner
-    gets a notice. Raises keys.KeyRefused or FormProblems."""
+    gets a notice. Raises keys.KeyRefused or InvalidInput."""
     user = await reset_account(db, settings, key_hash)
     if user is None:
         await events.record(db, "key_rejected", purpose="reset", **origin)
         raise keys.KeyRefused()
     if problems := new_password_problems(settings, password, password_confirm,
                                          username=user.username, email=user.email):
-        raise FormProblems(problems)
+        raise InvalidInput(errors=problems)
     # Hash before using the key: the slow part stays outside the write that claims it.
     new_hash = await passwords.hash(password)
     await keys.use(db, settings, "reset", key_hash, owner=OneTimeKey.user_id == user.id)
@@ -74,15 +75,15 @@ async def request_email_change(
 ) -> None:
     """Re-check the password, then mail a key to the new address and a notice to the old one.
     An address that already has an account gets the account_exists notice instead of a key,
-    and the answer is the same (no probing for registered addresses). Raises FormProblems."""
+    and the answer is the same (no probing for registered addresses). Raises InvalidInput."""
     if not await passwords.verify(user.password_hash, current_password):
         await events.record(db, "authn_reauth_fail", actor_id=user.id, actor=user.username,
                             **origin)
-        raise FormProblems({"current_password": "Your current password is not that; type it "
+        raise InvalidInput(errors={"current_password": "Your current password is not that; type it "
                                                 "again."})
     email = normalise_email(raw_email)
     if email == user.email.lower():
-        raise FormProblems({"email": "This is already your address; enter the new one."})
+        raise InvalidInput(errors={"email": "This is already your address; enter the new one."})
     owner = await db.scalar(select(User).where(func.lower(User.email) == email))
     if owner is None:
         key, _row = await keys.issue(db, settings, "email_change", user_id=user.id, email=email)

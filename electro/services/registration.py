@@ -18,31 +18,24 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from electro.config import Settings
+from electro.errors import Conflict, InvalidInput
 from electro.models import OneTimeKey, User
 from electro.security.keys import hash_key
 from electro.security.passwords import Passwords, policy_problems
 from electro.services import events, keys, users
 from electro.services.events import Origin
-from electro.services.forms import MISMATCH, FormProblems
+from electro.services.forms import MISMATCH
 from electro.services.mail import send_mail
 
 FIELDS = ("username", "email", "password", "password_confirm")
 
 
-class Conflict(Exception):
-    """The key was right but the account cannot be made as asked; ``message`` says what to do."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
 def normalise_email(raw: str) -> str:
-    """users.normalise_email (syntax only, lower case) for a form: raises FormProblems."""
+    """users.normalise_email (syntax only, lower case) for a form: raises InvalidInput."""
     try:
         return users.normalise_email(raw.strip())
     except users.UserError as exc:
-        raise FormProblems({"email": str(exc)}) from None
+        raise InvalidInput(errors={"email": str(exc)}) from None
 
 
 async def _username_taken(
@@ -78,8 +71,8 @@ async def field_problem(
     elif field == "email":
         try:
             normalise_email(value)
-        except FormProblems as exc:
-            return exc.problems["email"]
+        except InvalidInput as exc:
+            return exc.errors["email"]
     elif field == "password":
         found = policy_problems(value, settings, username=form.get("username", ""),
                                 email=form.get("email", ""))
@@ -99,11 +92,11 @@ async def start(
     """Check the form, store a pending registration and mail its key (or, for an address that
     has an account, a notice to its owner). Returns the pending row's id, for the session of the
     browser that submitted it. ``replaces``: that browser's previous pending registration, which
-    ends (a mistyped address can be corrected at once). Raises FormProblems."""
+    ends (a mistyped address can be corrected at once). Raises InvalidInput."""
     problems = {f: p for f in FIELDS
                 if (p := await field_problem(db, settings, f, form, replaces))}
     if problems:
-        raise FormProblems(problems)
+        raise InvalidInput(errors=problems)
     # Hash first: on SQLite the DELETE below starts the write, and no writer should wait
     # for argon2.
     password_hash = await passwords.hash(form["password"])
@@ -162,7 +155,7 @@ async def request_activation(
     db: AsyncSession, settings: Settings, raw_email: str, origin: Origin
 ) -> None:
     """Mail an activation key if the address belongs to an inactive account; the caller
-    answers the same whatever happened. Raises FormProblems for a malformed address only."""
+    answers the same whatever happened. Raises InvalidInput for a malformed address only."""
     email = normalise_email(raw_email)
     user = await db.scalar(select(User).where(func.lower(User.email) == email,
                                               User.is_active.is_(False)))

@@ -12,10 +12,9 @@ from typing import Any
 
 from quart import Blueprint, Response, flash, redirect, request
 from quart_rate_limiter import rate_limit
-from werkzeug.exceptions import NotFound
 
+from electro.errors import InvalidInput
 from electro.services import accounts, sessions
-from electro.services.forms import FormProblems
 from electro.services.sessions import SignedIn
 from electro.web import client_ip, db, is_htmx, render, runtime
 from electro.web.guards import login_required, signed_in
@@ -40,10 +39,7 @@ async def page() -> Response:
 @login_required
 async def end_session(session_id: int) -> Response:
     account = await signed_in()
-    try:
-        await accounts.end_own_session(db(), account.user, session_id, client_ip())
-    except accounts.SessionNotFound:
-        raise NotFound() from None
+    await accounts.end_own_session(db(), account.user, session_id, client_ip())
     return await _after_session_change(account, "The session was ended.")
 
 
@@ -75,7 +71,7 @@ async def change_password() -> Response:
             form.get("current_password", ""), form.get("password", ""),
             form.get("password_confirm", ""), client_ip(),
         )
-    except FormProblems as refused:
-        return await _page(account, errors=refused.problems)
+    except InvalidInput as refused:
+        return await _page(account, errors=refused.errors)
     await flash(f"Your password was changed; {ended} other session(s) were signed out.")
     return redirect("/account")  # type: ignore[return-value]

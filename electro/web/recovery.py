@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, redirect, request, session
 
+from electro.errors import Conflict, InvalidInput
 from electro.security.keys import hash_key
 from electro.services import keys, recovery
-from electro.services.forms import FormProblems
-from electro.services.registration import Conflict
 from electro.web import db, origin, render, runtime
 from electro.web.forms import (
     SUBMIT,
@@ -55,8 +54,8 @@ async def reset_request() -> Response:
     email = (await form_values("email"))["email"]
     try:
         await recovery.request_reset(db(), runtime().settings, email, origin())
-    except FormProblems as exc:
-        return await address_page(RESET_EMAIL, email, exc.problems["email"])
+    except InvalidInput as exc:
+        return await address_page(RESET_EMAIL, email, exc.errors["email"])
     # The same words for every address (A6: no enumeration).
     return await notice("Check your mail",
                         "If an account uses this address, we sent it a link to choose a new "
@@ -92,10 +91,10 @@ async def reset_password() -> Response:
                                              origin())
     except keys.KeyRefused:
         return await _link_expired()
-    except FormProblems as exc:
+    except InvalidInput as exc:
         account = await recovery.reset_account(db(), rt.settings, key_hash)
         return await render("password_reset.html", "partials/password_form.html",
-                            username=account.username if account else "", errors=exc.problems)
+                            username=account.username if account else "", errors=exc.errors)
     session.pop(RESET, None)
     return await notice("Your password is changed",
                         f"Every session of {user.username} was signed out. Log in with the new "
@@ -124,8 +123,8 @@ async def email_request() -> Response:
         await recovery.request_email_change(db(), rt.settings, rt.passwords,
                                             (await signed_in()).user, form["email"],
                                             form["current_password"], origin())
-    except FormProblems as exc:
-        return await _email_form(form["email"], exc.problems)
+    except InvalidInput as exc:
+        return await _email_form(form["email"], exc.errors)
     return await notice("Check the new mailbox",
                         "We sent a message to the new address. Enter the key it contains "
                         f"within {minutes()}; until then your address stays as it is.",

@@ -7,11 +7,10 @@ from datetime import timedelta
 
 from quart import Blueprint, Response, request, session
 from quart_rate_limiter import rate_limit
-from werkzeug.exceptions import NotFound
 
+from electro.errors import Conflict, InvalidInput, NotFound
 from electro.services import keys, registration
-from electro.services.forms import FormProblems
-from electro.services.registration import FIELDS, Conflict
+from electro.services.registration import FIELDS
 from electro.web import db, origin, render, runtime
 from electro.web.forms import (
     SUBMIT,
@@ -58,9 +57,9 @@ async def register() -> Response:
     try:
         pending_id = await registration.start(db(), rt.settings, rt.passwords, form, origin(),
                                               replaces=session.get(PENDING))
-    except FormProblems as exc:
+    except InvalidInput as exc:
         return await render("register.html", "partials/register_form.html", form=_echo(form),
-                            errors=exc.problems)
+                            errors=exc.errors)
     session[PENDING] = pending_id
     # The same words whether or not the address has an account (A1: no enumeration).
     return await notice(
@@ -76,7 +75,7 @@ async def register() -> Response:
 async def validate(field: str) -> Response:
     """One field's error element for htmx (the whole form page without htmx)."""
     if field not in FIELDS:
-        raise NotFound()
+        raise NotFound("There is no such field.")
     form = await form_values(*FIELDS)
     message = await registration.field_problem(db(), runtime().settings, field, form,
                                                session.get(PENDING))
@@ -126,8 +125,8 @@ async def activate_request() -> Response:
     email = (await form_values("email"))["email"]
     try:
         await registration.request_activation(db(), runtime().settings, email, origin())
-    except FormProblems as exc:
-        return await address_page(ACTIVATE_EMAIL, email, exc.problems["email"])
+    except InvalidInput as exc:
+        return await address_page(ACTIVATE_EMAIL, email, exc.errors["email"])
     return await notice("Check your mail",
                         "If an inactive account uses this address, we sent it an activation "
                         f"key, valid for {minutes()}.", "/activate/confirm", "Enter the key")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from markupsafe import Markup
-from quart import Blueprint, Response, abort, request
+from quart import Blueprint, Response, request
 
 from electro.services import catalog
 from electro.services.paging import page_number
@@ -25,22 +25,16 @@ async def index() -> Response:
 @bp.get("/categories/<int:category_id>")
 async def category(category_id: int) -> Response:
     args = request.args
-    try:
-        listing = await catalog.category_page(
-            db(), category_id, args.get("sort", "name"), args.get("dir", "asc"),
-            page_number(args.get("page", 1)),
-        )
-    except catalog.NotFound:
-        abort(404)
+    listing = await catalog.category_page(
+        db(), category_id, args.get("sort", "name"), args.get("dir", "asc"),
+        page_number(args.get("page", 1)),
+    )
     return await render("category.html", "partials/product_rows.html", listing=listing)
 
 
 @bp.get("/products/<int:product_id>")
 async def product(product_id: int) -> Response:
-    try:
-        item, item_category = await catalog.product(db(), product_id)
-    except catalog.NotFound:
-        abort(404)
+    item, item_category = await catalog.product(db(), product_id)
     return await render(
         "product.html", "partials/product.html", product=item, category=item_category
     )
