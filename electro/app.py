@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import FileSystemLoader
-from quart import Quart, g, request
+from quart import Quart, g, render_template, request
 from quart_auth import QuartAuth
 from quart_rate_limiter import RateLimit
 
@@ -17,6 +17,9 @@ from electro import tasks
 from electro.config import load_settings, parse_rate, with_secret_key
 from electro.db import make_sessionmaker, opened
 from electro.security.passwords import Passwords
+from electro.services.catalog import format_price
+from electro.services.search import highlight
+from electro.services.search_cache import SearchCache
 from electro.web import (
     Runtime,
     account,
@@ -48,7 +51,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     app = Quart(__name__, static_folder=str(STATIC))
     # Pages by plain name ("index.html"), fragments as "partials/<name>.html".
     app.jinja_loader = FileSystemLoader([PACKAGE / "templates", PACKAGE])  # type: ignore[assignment]
-    app.extensions["electro"] = Runtime(settings, Passwords(settings))
+    app.extensions["electro"] = Runtime(settings, Passwords(settings),
+                                        SearchCache(settings, render_template))
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_content_length,
@@ -75,6 +79,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
         default_limits=[RateLimit(count, timedelta(seconds=seconds))],
     )
     app.jinja_env.globals["csrf_token"] = csrf_token
+    app.add_template_filter(format_price, "money")
+    app.add_template_filter(highlight, "highlight")
     app.context_processor(_template_context)
     app.before_request(check_csrf)
     app.before_request(load_account)

@@ -24,6 +24,7 @@ from electro.config import Settings
 from electro.security.passwords import Passwords
 from electro.services.events import Origin
 from electro.services.mail import QUEUED_FLAG
+from electro.services.search_cache import SearchCache
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Runtime:
 
     settings: Settings
     passwords: Passwords
+    search_cache: SearchCache
     engine: AsyncEngine | None = None
     sessions: async_sessionmaker[AsyncSession] | None = None
     wake_jobs: asyncio.Event | None = None  # set after a commit that queued mail
@@ -123,6 +125,13 @@ async def render(page: str, fragment: str, status: int = 200, **context: Any) ->
 
 def client_ip() -> str:
     return request.remote_addr or ""
+
+
+def client_identity() -> str:
+    """Who is asking, for per-client counting: the account when signed in (``g.account``, set
+    by the guards before the view), else the address."""
+    account = g.get("account")
+    return f"user:{account.user.id}" if account is not None else f"ip:{client_ip()}"
 
 
 def origin() -> Origin:

@@ -7,8 +7,7 @@ from quart import Blueprint, Response, request
 
 from electro.services import catalog
 from electro.services.paging import page_number
-from electro.web import db, render
-from electro.web.search import cache
+from electro.web import db, render, runtime
 
 bp = Blueprint("shop", __name__)
 
@@ -18,7 +17,7 @@ async def index() -> Response:
     categories = await catalog.categories_with_counts(db())
     return await render(
         "index.html", "partials/categories.html", categories=categories,
-        trending_html=Markup(await cache().trending()),  # noqa: S704 - our own rendered fragment
+        trending_html=Markup(await runtime().search_cache.trending(db())),  # noqa: S704 - our own rendered fragment
     )
 
 
