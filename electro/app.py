@@ -36,6 +36,7 @@ from electro.web import (
     shop,
     system,
 )
+from electro.web.converters import IdConverter
 from electro.web.csrf import check_csrf, csrf_token
 from electro.web.guards import ElectroUser, load_account
 from electro.web.headers import is_private_path, security_headers
@@ -49,6 +50,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     """Defaults, then ``ELECTRO_*`` variables, then ``overrides`` (tests)."""
     settings = with_secret_key(load_settings(overrides=overrides))
     app = Quart(__name__, static_folder=str(STATIC))
+    app.url_map.converters["int"] = IdConverter  # before any route is added
     # Pages by plain name ("index.html"), fragments as "partials/<name>.html".
     app.jinja_loader = FileSystemLoader([PACKAGE / "templates", PACKAGE])  # type: ignore[assignment]
     app.extensions["electro"] = Runtime(settings, Passwords(settings),
