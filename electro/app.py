@@ -36,6 +36,7 @@ from electro.web import (
     shop,
     system,
 )
+from electro.web.bodies import bound_request_bodies
 from electro.web.converters import IdConverter
 from electro.web.csrf import check_csrf, csrf_token
 from electro.web.guards import ElectroUser, load_account
@@ -57,7 +58,6 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
                                         SearchCache(settings, render_template))
     app.config.update(
         SECRET_KEY=settings.secret_key,
-        MAX_CONTENT_LENGTH=settings.max_content_length,
         BODY_TIMEOUT=settings.body_timeout_seconds,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -93,6 +93,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     for area in (shop, search, auth, account, register, recovery, admin, admin_tables,
                  system):
         app.register_blueprint(area.bp)
+    bound_request_bodies(app, settings)
     # while_serving generators unwind in reverse: jobs stop before the engine is disposed.
     app.while_serving(_database)
     app.while_serving(tasks.run_while_serving)

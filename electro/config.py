@@ -56,7 +56,9 @@ class Settings:
     event_retention_days: int = 180
     disallowed_words_file: str = ""  # empty: the shipped electro/data/disallowed-words.txt
     search_cache_seconds: float = 2.0  # how stale cached search results and trending may be
-    max_content_length: int = 16 * 1024 * 1024
+    max_content_length: int = 16 * 1024 * 1024  # a backup upload
+    max_form_bytes: int = 64 * 1024  # every other request body
+    max_form_fields: int = 1000
     body_timeout_seconds: int = 30
     job_interval_seconds: float = 30.0
     # Read by `electro create-admin` only (empty: it prompts); kept out of repr and logs.
@@ -151,6 +153,9 @@ def _check(s: Settings) -> None:
         raise SettingsError("ELECTRO_TRUSTED_PROXY_HOPS must be 0 or more")
     if s.password_max_length < 128 or s.password_min_length < 8:
         raise SettingsError("passwords must allow at least 128 characters and need at least 8")
+    if s.max_form_bytes < 1024 or s.max_form_fields < 10:
+        raise SettingsError("ELECTRO_MAX_FORM_BYTES must be at least 1024 and "
+                            "ELECTRO_MAX_FORM_FIELDS at least 10")
     parse_rate(s.default_rate_limit, "ELECTRO_DEFAULT_RATE_LIMIT")
 
 

@@ -107,9 +107,9 @@ async def test_unexpected_exception_is_a_500_page_without_traceback(app: Any, cl
 
 
 async def test_body_over_the_configured_limit_is_413(settings_overrides: dict[str, Any]) -> None:
-    """ELECTRO_MAX_CONTENT_LENGTH reaches the app through the factory, and a real route refuses
+    """ELECTRO_MAX_FORM_BYTES reaches the app through the factory, and a real route refuses
     a larger body with the 413 page."""
-    app = create_app({**settings_overrides, "max_content_length": 1000})
+    app = create_app({**settings_overrides, "max_form_bytes": 1024})
     async with app.test_app():
         client = Client(app)
         await client.refresh_token()

@@ -39,6 +39,11 @@ class Runtime:
     wake_jobs: asyncio.Event | None = None  # set after a commit that queued mail
 
 
+class Explained:
+    """Mixed into an HTTP error whose description is written for the person who sent the
+    request (the error page shows it; other errors get a generic wording)."""
+
+
 def runtime() -> Runtime:
     rt: Runtime = current_app.extensions["electro"]
     return rt

@@ -20,6 +20,7 @@ from werkzeug.exceptions import NotFound
 from electro.services import backups, dashboard, events
 from electro.services.paging import page_number
 from electro.web import db, render, runtime
+from electro.web.bodies import takes_upload
 from electro.web.guards import acting, admin_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -162,6 +163,7 @@ async def backups_restore(backup_id: int) -> Response:
 
 
 @bp.post("/backups/upload")
+@takes_upload
 @rate_limit(5, timedelta(minutes=1))
 @admin_required
 async def backups_upload() -> Response:

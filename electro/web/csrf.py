@@ -7,6 +7,7 @@ from quart import request, session
 from werkzeug.exceptions import Forbidden
 
 from electro.security.csrf import new_token, tokens_match
+from electro.web import Explained
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_KEY = "csrf"
@@ -24,7 +25,7 @@ def rotate_csrf_token() -> None:
     session[SESSION_KEY] = new_token()
 
 
-class CsrfError(Forbidden):
+class CsrfError(Explained, Forbidden):
     description = "The form expired or came from another site. Reload the page and try again."
 
 
@@ -34,8 +35,13 @@ async def check_csrf() -> None:
     # Browsers label cross-site requests; refuse them before reading any body.
     if request.headers.get("Sec-Fetch-Site") == "cross-site":
         raise CsrfError()
+    # Without a token in the session nothing can match: refused before reading any body. A
+    # token in the header (htmx) is checked without reading the body either.
+    expected = session.get(SESSION_KEY)
+    if not expected:
+        raise CsrfError()
     sent = request.headers.get("X-CSRF-Token")
     if sent is None:
-        sent = (await request.form).get("csrf_token")
-    if not tokens_match(sent, session.get(SESSION_KEY)):
+        sent = (await request.form).get("csrf_token")  # a bounded body (electro.web.bodies)
+    if not tokens_match(sent, expected):
         raise CsrfError()

@@ -10,8 +10,14 @@ from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAll
 
 from electro.errors import DomainError
 from electro.services import events
-from electro.web import end_request_transaction, origin, own_transaction, render, runtime
-from electro.web.csrf import CsrfError
+from electro.web import (
+    Explained,
+    end_request_transaction,
+    origin,
+    own_transaction,
+    render,
+    runtime,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +74,9 @@ async def handle_domain_error(error: DomainError) -> Response:
 
 async def handle_http_error(error: HTTPException) -> Response:
     status = error.code or 500
-    # A CSRF refusal tells the user what to do; other errors get the generic wording.
-    message = error.description if isinstance(error, CsrfError) else MESSAGES.get(status, "Error")
+    # A refusal written for the user says what to do; other errors get the generic wording.
+    message = (error.description if isinstance(error, Explained) else None) or MESSAGES.get(
+        status, "Error")
     response = await _error_page(status, message, type(error).__name__)
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None:
