@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from electro import clock
 from tests.accounts_support import events_of, log_in, mail_queued_to, session_rows, user_row
 from tests.conftest import TEST_PASSWORD, Client, Mailbox, body_of, make_user, sign_in
@@ -127,15 +129,27 @@ async def test_password_change_refusals_say_what_to_do(app: Any, mailbox: Mailbo
     assert await mail_queued_to(app, "ann@example.com") == 0
 
 
-async def test_wrong_current_passwords_lock_the_account_like_failed_logins(app: Any) -> None:
+# Every form that asks for the current password (issue 11 finding 4: the e-mail form did not
+# count wrong ones, and accepted the right one on a locked account).
+CURRENT_PASSWORD_FORMS = {
+    "/account/password": {"password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD},
+    "/account/email": {"email": "new@example.com"},
+}
+
+
+@pytest.mark.parametrize("path", sorted(CURRENT_PASSWORD_FORMS))
+async def test_wrong_current_passwords_lock_the_account_like_failed_logins(
+    app: Any, path: str
+) -> None:
     [client] = await _devices(app, "ann", 1)
-    for _ in range(5):
-        await client.post("/account/password", {
-            "current_password": "guess", "password": NEW_PASSWORD,
-            "password_confirm": NEW_PASSWORD})
+    form = CURRENT_PASSWORD_FORMS[path]
+    for tries in range(1, 6):
+        wrong = await client.post(path, {"current_password": "guess", **form})
+        assert wrong.status_code == 200  # the count commits
+        assert (await user_row(app, "ann")).failed_logins == tries
     assert (await user_row(app, "ann")).locked_until is not None
-    locked = await client.post("/account/password", {
-        "current_password": TEST_PASSWORD, "password": NEW_PASSWORD,
-        "password_confirm": NEW_PASSWORD})
+    locked = await client.post(path, {"current_password": TEST_PASSWORD, **form})
     assert "Too many wrong passwords" in await locked.get_data(as_text=True)
     assert len(await events_of(app, "authn_login_lock")) == 1
+    assert (await user_row(app, "ann")).email == "ann@example.com"  # nothing changed
+    assert await mail_queued_to(app, "new@example.com") == 0

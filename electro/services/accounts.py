@@ -200,27 +200,34 @@ async def end_other_sessions(db: AsyncSession, user: User, current: UserSession,
     return ended
 
 
+async def check_current_password(
+    db: AsyncSession, passwords: Passwords, settings: Settings, user: User, password: str,
+    ip: str, failure_event: str,
+) -> None:
+    """Every form that asks for the current password: refused while the account is locked, and
+    a wrong one counts as a failed log-in (it is the same guess against the same secret), so a
+    stolen session cannot be used to try passwords without limit. The form must answer below
+    400 so the count commits."""
+    if user.locked_until is not None and user.locked_until > clock.now():
+        raise InvalidInput(errors={"current_password": (
+            "Too many wrong passwords were tried on this account. Try again after "
+            f"{_when(user.locked_until)}.")})
+    if not await passwords.verify(user.password_hash, password):
+        await record_failure(db, settings, user, ip)
+        await events.record(db, failure_event, actor_id=user.id, actor=user.username, ip=ip,
+                            reason="wrong_current_password")
+        raise InvalidInput(errors={"current_password": (
+            "That is not your current password. Type the password you signed in with.")})
+
+
 async def change_password(
     db: AsyncSession, passwords: Passwords, settings: Settings, user: User,
     current: UserSession, current_password: str, password: str, password_confirm: str, ip: str,
 ) -> int:
     """A7: a new password after re-entering the current one; the account's other sessions
-    end and the owner is told by e-mail. Returns how many other sessions ended.
-
-    A wrong current password counts as a failed log-in (it is the same guess against the same
-    secret), so a stolen session cannot be used to try passwords without limit.
-    """
-    now = clock.now()
-    if user.locked_until is not None and user.locked_until > now:
-        raise InvalidInput(errors={"current_password": (
-            "Too many wrong passwords were tried on this account. Try again after "
-            f"{_when(user.locked_until)}.")})
-    if not await passwords.verify(user.password_hash, current_password):
-        await record_failure(db, settings, user, ip)
-        await events.record(db, "authn_password_change_fail", actor_id=user.id,
-                            actor=user.username, ip=ip, reason="wrong_current_password")
-        raise InvalidInput(errors={"current_password": (
-            "That is not your current password. Type the password you signed in with.")})
+    end and the owner is told by e-mail. Returns how many other sessions ended."""
+    await check_current_password(db, passwords, settings, user, current_password, ip,
+                                 "authn_password_change_fail")
     if problems := new_password_problems(settings, password, password_confirm,
                                          username=user.username, email=user.email):
         raise InvalidInput(errors=problems)

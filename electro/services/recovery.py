@@ -12,7 +12,7 @@ from electro.errors import Conflict, InvalidInput
 from electro.models import OneTimeKey, User
 from electro.security.keys import hash_key
 from electro.security.passwords import Passwords
-from electro.services import events, keys, sessions
+from electro.services import accounts, events, keys, sessions
 from electro.services.events import Origin
 from electro.services.forms import new_password_problems
 from electro.services.mail import send_mail
@@ -76,11 +76,8 @@ async def request_email_change(
     """Re-check the password, then mail a key to the new address and a notice to the old one.
     An address that already has an account gets the account_exists notice instead of a key,
     and the answer is the same (no probing for registered addresses). Raises InvalidInput."""
-    if not await passwords.verify(user.password_hash, current_password):
-        await events.record(db, "authn_reauth_fail", actor_id=user.id, actor=user.username,
-                            **origin)
-        raise InvalidInput(errors={"current_password": "Your current password is not that; type it "
-                                                "again."})
+    await accounts.check_current_password(db, passwords, settings, user, current_password,
+                                          origin["ip"], "authn_reauth_fail")
     email = normalise_email(raw_email)
     if email == user.email.lower():
         raise InvalidInput(errors={"email": "This is already your address; enter the new one."})

@@ -22,7 +22,7 @@ async def test_email_change_end_to_end(app: Any, user_client: Client, mailbox: M
     assert page.status_code == 200 and "ann@example.com" in await text_of(page)
     wrong = await user_client.post("/account/email", {"email": "new@example.com",
                                                       "current_password": "not it at all"})
-    assert "Your current password is not that" in await text_of(wrong)
+    assert "That is not your current password" in await text_of(wrong)
     response = await user_client.post("/account/email", {"email": "New@Example.com",
                                                          "current_password": TEST_PASSWORD})
     assert "Check the new mailbox" in await text_of(response)
