@@ -164,6 +164,15 @@ async def test_client_ip_change_follows_the_policy(
                                         scope_base={"client": ("203.0.113.9", 4000)})
         assert response.status_code == status
         assert (await session_rows(app))[0].end_reason == reason
+        changes = await events_of(app, "session_ip_changed")
+        if policy == "log":  # recorded once, not on every request from the new address
+            await client.raw.get("/probe/user", scope_base={"client": ("203.0.113.9", 4001)})
+            changes = await events_of(app, "session_ip_changed")
+            assert [(e.ip, e.details["previous_ip"]) for e in changes] == [
+                ("203.0.113.9", "<local>")]
+            assert (await session_rows(app))[0].ip == "203.0.113.9"
+        else:
+            assert changes == []
 
 
 async def test_purge_job_marks_expired_sessions_ended(app: Any, user_client: Client) -> None:

@@ -107,11 +107,11 @@ async def start_session(
 
 
 async def resolve(
-    db: AsyncSession, settings: Settings, token: str, ip: str
+    db: AsyncSession, settings: Settings, token: str, origin: Origin
 ) -> SignedIn | Refused:
     """Check a presented session id and its account in one query (read only: a refused session
     is ended by ``end_refused``, which the caller runs where it must stick)."""
-    now = clock.now()
+    now, ip = clock.now(), origin["ip"]
     row = (await db.execute(
         select(UserSession, User, account_blocked(User.id, now), ip_blocked(ip, now))
         .join(User, User.id == UserSession.user_id)
@@ -137,6 +137,10 @@ async def resolve(
         reason = "ip_changed"
     if reason is not None:
         return Refused(reason, user.id, session.id)
+    if ip != session.ip:  # the "log" policy: recorded once, as the session now uses this address
+        await events.record(db, "session_ip_changed", actor_id=user.id, actor=user.username,
+                            **origin, previous_ip=session.ip)
+        session.ip = ip
     if now - session.last_seen_at >= TOUCH_EVERY:
         session.last_seen_at = now
     return SignedIn(session, user)

@@ -19,7 +19,6 @@ from electro.models import User
 from electro.services import events, sessions
 from electro.services.sessions import SignedIn
 from electro.web import (
-    client_ip,
     db,
     end_request_transaction,
     is_htmx,
@@ -55,7 +54,7 @@ class ElectroUser(AuthUser):
 
 async def _check(token: str) -> SignedIn | None:
     rt = runtime()
-    result = await sessions.resolve(db(), rt.settings, token, client_ip())
+    result = await sessions.resolve(db(), rt.settings, token, origin())
     if isinstance(result, SignedIn):
         return result
     if result.reason != "unknown":
