@@ -12,7 +12,7 @@ from quart import current_app
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from electro.config import Settings
-from electro.services import blocking, events, keys, mail, sessions
+from electro.services import blocking, events, keys, mail, recovery, registration, sessions
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,13 @@ async def event_retention(db: AsyncSession, settings: Settings) -> int:
     return await events.apply_retention(db, settings.event_retention_days)
 
 
-JOBS: list[Job] = [
+# What a wake-up (a request queued mail) runs: requests composed, then everything sent.
+OUTBOX: list[Job] = [
+    mail.composing({"reset": recovery.reset_mail, "activate": registration.activation_mail}),
     mail.deliver_due,
+]
+JOBS: list[Job] = [
+    *OUTBOX,
     in_transaction(sessions.purge_expired),
     in_transaction(event_retention),
     in_transaction(keys.purge_expired_keys),
@@ -77,7 +82,7 @@ async def _loop(
             await run_jobs_once(sessions, settings)
             next_round = loop.time() + settings.job_interval_seconds
         else:
-            await run_jobs_once(sessions, settings, [mail.deliver_due])
+            await run_jobs_once(sessions, settings, OUTBOX)
 
 
 async def run_while_serving() -> AsyncGenerator[None, None]:

@@ -163,7 +163,7 @@ async def test_the_runner_waits_an_interval_before_its_first_full_round(
     await asyncio.sleep(0.3)
     assert rounds == []  # started, but no interval has passed
     wake.set()
-    await rounds_become([[mail.deliver_due]])
-    await rounds_become([[mail.deliver_due], None])  # None: every job, once the interval is up
+    await rounds_become([tasks.OUTBOX])
+    await rounds_become([tasks.OUTBOX, None])  # None: every job, once the interval is up
     stop.set()
     await asyncio.wait_for(runner, 1)

@@ -6,13 +6,18 @@ UPDATE, safe with one runner per worker), delivers them with aiosmtplib, or as `
 when no SMTP host is configured, and retries failures with exponential backoff: an SMTP outage
 delays mail but never loses it. A body may hold a clear one-time key, so it is kept only until
 the mail is sent (or given up).
+
+A mail whose content depends on whether an address has an account (a reset or activation key)
+is queued by ``queue_request`` with the same single insert whatever the answer, and composed
+by the sender in the background (``compose_requested``): the request that asked costs the same
+for a known and an unknown address, so its timing does not tell which it was.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
 from datetime import timedelta
 from email.message import EmailMessage
@@ -97,6 +102,53 @@ async def send_mail_to_users(
     if queued:
         db.info[QUEUED_FLAG] = True
     return queued
+
+
+REQUESTED = "requested"  # a queued request, not yet a mail: compose_requested writes it
+Composed = tuple[str, dict[str, Any]] | None
+Composer = Callable[[AsyncSession, Settings, str], Awaitable[Composed]]
+"""``composer(db, settings, address)``: the template and context of the mail to send to
+``address``, or None when it gets none (no such account); it may write (issue a key)."""
+
+
+async def queue_request(db: AsyncSession, purpose: str, address: str) -> None:
+    """Ask for a ``purpose`` mail to ``address``, composed in the background."""
+    await db.execute(insert(OutboxMail).values(
+        to_addr=address, subject="", body="", **{**_pending(purpose), "status": REQUESTED}))
+    db.info[QUEUED_FLAG] = True
+
+
+def composing(composers: Mapping[str, Composer]) -> Callable[..., Awaitable[int]]:
+    """The job that turns queued requests into mails (or drops them): each in a transaction
+    of its own with its composer's writes, claimed by an UPDATE so two workers never compose
+    the same one. Returns how many became mails."""
+
+    async def compose_requested(
+        sessions: async_sessionmaker[AsyncSession], settings: Settings
+    ) -> int:
+        composed = 0
+        while True:
+            async with sessions.begin() as db:
+                request = await db.scalar(
+                    update(OutboxMail)
+                    .where(OutboxMail.id == select(OutboxMail.id)
+                           .where(OutboxMail.status == REQUESTED)
+                           .order_by(OutboxMail.id).limit(1).scalar_subquery(),
+                           OutboxMail.status == REQUESTED)
+                    .values(status="composing").returning(OutboxMail))
+                if request is None:
+                    return composed
+                made = await composers[request.template](db, settings, request.to_addr)
+                if made is None:
+                    await db.delete(request)
+                    continue
+                template, context = made
+                subject, body = render_mail(template, {"base_url": settings.base_url, **context})
+                request.subject, request.body = subject, body
+                request.template, request.status = template, "pending"
+                composed += 1
+
+    return compose_requested
 
 
 def _pending(template: str) -> dict[str, Any]:

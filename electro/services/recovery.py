@@ -15,28 +15,36 @@ from electro.security.passwords import Passwords
 from electro.services import accounts, events, keys, sessions
 from electro.services.events import Origin
 from electro.services.forms import new_password_problems
-from electro.services.mail import send_mail
+from electro.services.mail import Composed, queue_request, send_mail
 from electro.services.registration import normalise_email
 
 
 async def request_reset(
     db: AsyncSession, settings: Settings, raw_email: str, origin: Origin
 ) -> None:
-    """Mail a reset key if the address belongs to an active account; the caller answers the
-    same whatever happened (the mail only leaves after the commit, through the outbox, so a
-    sending failure cannot change the answer either). Raises InvalidInput for a malformed
-    address only."""
+    """Queue a reset mail to the address; the sender writes it only if the address belongs to
+    an active account (``reset_mail``). The same work whatever the address, and the caller
+    answers the same (A6: no enumeration, by words or by timing). Raises InvalidInput for a
+    malformed address only."""
     email = normalise_email(raw_email)
+    await queue_request(db, "reset", email)
+    await events.record(db, "authn_password_reset_requested", **origin, email=email)
+
+
+async def reset_mail(
+    db: AsyncSession, settings: Settings, email: str
+) -> Composed:
+    """Composer of a queued reset request: a key for an active account, else no mail."""
     user = await db.scalar(select(User).where(func.lower(User.email) == email,
                                               User.is_active.is_(True)))
     if user is None:
-        await events.record(db, "authn_password_reset_unknown", **origin)
-        return
+        await events.record(db, "authn_password_reset_unknown", email=email)
+        return None
     key, _row = await keys.issue(db, settings, "reset", user_id=user.id, email=user.email)
-    await send_mail(db, settings, user.email, "reset_key", username=user.username, key=key,
-                    minutes=settings.key_ttl_minutes)
-    await events.record(db, "authn_password_reset_requested", actor_id=user.id,
-                        actor=user.username, **origin)
+    await events.record(db, "authn_password_reset_key_sent", actor_id=user.id,
+                        actor=user.username)
+    return "reset_key", {"username": user.username, "key": key,
+                         "minutes": settings.key_ttl_minutes}
 
 
 async def reset_account(db: AsyncSession, settings: Settings, key_hash: str) -> User | None:

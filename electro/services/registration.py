@@ -25,7 +25,7 @@ from electro.security.passwords import Passwords, policy_problems
 from electro.services import events, keys, users
 from electro.services.events import Origin
 from electro.services.forms import MISMATCH
-from electro.services.mail import send_mail
+from electro.services.mail import Composed, queue_request, send_mail
 
 FIELDS = ("username", "email", "password", "password_confirm")
 
@@ -155,17 +155,24 @@ async def request_activation(
     db: AsyncSession, settings: Settings, raw_email: str, origin: Origin
 ) -> None:
     """Mail an activation key if the address belongs to an inactive account; the caller
-    answers the same whatever happened. Raises InvalidInput for a malformed address only."""
+    answers the same whatever happened (the same work too: the sender composes the mail, see
+    ``activation_mail``). Raises InvalidInput for a malformed address only."""
     email = normalise_email(raw_email)
+    await queue_request(db, "activate", email)
+    await events.record(db, "activation_requested", **origin, email=email)
+
+
+async def activation_mail(
+    db: AsyncSession, settings: Settings, email: str
+) -> Composed:
+    """Composer of a queued activation request: a key for an inactive account, else no mail."""
     user = await db.scalar(select(User).where(func.lower(User.email) == email,
                                               User.is_active.is_(False)))
     if user is None:
-        return
+        return None
     key, _row = await keys.issue(db, settings, "activate", user_id=user.id, email=user.email)
-    await send_mail(db, settings, user.email, "activate_key", username=user.username, key=key,
-                    minutes=settings.key_ttl_minutes)
-    await events.record(db, "activation_requested", actor_id=user.id, actor=user.username,
-                        **origin)
+    return "activate_key", {"username": user.username, "key": key,
+                            "minutes": settings.key_ttl_minutes}
 
 
 async def activate(db: AsyncSession, settings: Settings, key: str, origin: Origin) -> User:
