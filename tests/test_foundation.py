@@ -12,6 +12,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from electro.app import create_app
 from electro.config import SettingsError, load_settings, with_secret_key
@@ -92,6 +93,17 @@ async def test_errors_render_page_or_fragment_and_record_events(app: Any, client
     async with app.extensions["electro"].sessions() as db:
         types = list(await db.scalars(select(Event.type)))
     assert types.count("http_not_found") == 2
+
+
+async def test_a_busy_database_is_a_503_to_try_again(app: Any, client: Any) -> None:
+    @app.get("/locked")
+    async def locked() -> str:
+        raise OperationalError("UPDATE products ...", {}, Exception("database is locked"))
+
+    response = await client.get("/locked")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert "try again" in await response.get_data(as_text=True)
 
 
 async def test_unexpected_exception_is_a_500_page_without_traceback(app: Any, client: Any) -> None:

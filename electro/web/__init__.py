@@ -4,9 +4,10 @@ Who commits (one rule): a request has one session, ``db()``. ``finish_db`` commi
 response is below 400 and rolls it back otherwise; services never commit or roll it back. Work
 that must not share the request's fate goes through ``own_transaction()``, which commits when its
 block ends, and each use says why (an event about a refusal that the 4xx rolls back, an error
-event, a streamed export that outlives the request). Work that replaces tables on connections of
-its own (backup, restore) first ends the request's transaction with ``end_request_transaction()``
-so the request holds no lock they would wait for.
+event, a refused session's ending, a streamed export that outlives the request). It ends the
+request's transaction first (rolled back: what must stick is written inside the block), since on
+SQLite a writing request holds the write lock its block would wait for. Work that replaces tables
+on connections of its own (backup, restore) ends it the same way, ``end_request_transaction()``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from quart import Response, current_app, g, render_template, request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from electro.config import Settings
+from electro.db import WRITES
 from electro.security.passwords import Passwords
 from electro.services.events import Origin
 from electro.services.mail import QUEUED_FLAG
@@ -44,6 +46,9 @@ class Explained:
     request (the error page shows it; other errors get a generic wording)."""
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def runtime() -> Runtime:
     rt: Runtime = current_app.extensions["electro"]
     return rt
@@ -55,7 +60,8 @@ def db() -> AsyncSession:
         sessions = runtime().sessions
         if sessions is None:
             raise RuntimeError("the database is opened in before_serving")
-        g.db = sessions()
+        # A request that may change something waits for the write lock up front (see WRITES).
+        g.db = sessions(info={WRITES: request.method not in SAFE_METHODS})
     session: AsyncSession = g.db
     return session
 
@@ -66,22 +72,32 @@ async def end_request_transaction() -> None:
     Loaded objects are detached first so pages can still read them (``account.user``)."""
     request_db: AsyncSession | None = g.get("db")
     if request_db is not None:
-        request_db.expunge_all()
-        await request_db.rollback()
+        await _end(request_db)
+
+
+async def _end(request_db: AsyncSession) -> None:
+    request_db.expunge_all()
+    await request_db.rollback()
 
 
 def own_transaction() -> AbstractAsyncContextManager[AsyncSession]:
     """A session and transaction of their own, committed when the block ends (rolled back if
-    it raises), whatever becomes of the request's transaction. The app's session factory is
-    taken at the call, so a streamed body can enter it after the request has ended."""
+    it raises), whatever becomes of the request's transaction, which is ended first (see the
+    module's rule). The app's session factory and the request's session are taken at the call,
+    so a streamed body can enter it after the request has ended (its session is then closed,
+    and ending it does nothing)."""
     sessions = runtime().sessions
     if sessions is None:
         raise RuntimeError("the database is opened in before_serving")
-    return _begun(sessions)
+    return _begun(sessions, g.get("db"))
 
 
 @asynccontextmanager
-async def _begun(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+async def _begun(
+    sessions: async_sessionmaker[AsyncSession], request_db: AsyncSession | None
+) -> AsyncIterator[AsyncSession]:
+    if request_db is not None:
+        await _end(request_db)
     async with sessions.begin() as session:
         yield session
 

@@ -7,9 +7,8 @@ from quart import request, session
 from werkzeug.exceptions import Forbidden
 
 from electro.security.csrf import new_token, tokens_match
-from electro.web import Explained
+from electro.web import SAFE_METHODS, Explained
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_KEY = "csrf"
 
 

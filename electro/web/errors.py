@@ -6,13 +6,18 @@ from __future__ import annotations
 import logging
 
 from quart import Quart, Response, request
-from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed
+from sqlalchemy.exc import DBAPIError
+from werkzeug.exceptions import (
+    HTTPException,
+    InternalServerError,
+    MethodNotAllowed,
+    ServiceUnavailable,
+)
 
 from electro.errors import DomainError
 from electro.services import events
 from electro.web import (
     Explained,
-    end_request_transaction,
     origin,
     own_transaction,
     render,
@@ -28,6 +33,7 @@ EVENT_TYPES = {
     405: "http_method_not_allowed",
     409: "conflict",
     413: "input_too_large",
+    503: "sys_busy",
     422: "input_validation_fail",
     429: "excess_rate_limit_exceeded",
     500: "sys_error",
@@ -47,9 +53,7 @@ async def _record_error_event(status: int, detail: str) -> None:
     if runtime().sessions is None:
         return
     try:
-        # The failed request's work is abandoned first: on SQLite its open write would hold
-        # the lock this event waits for.
-        await end_request_transaction()
+        # The failed request's work is abandoned first (own_transaction ends it).
         async with own_transaction() as session:
             await events.record(
                 session, EVENT_TYPES.get(status, f"http_{status}"),
@@ -86,7 +90,29 @@ async def handle_http_error(error: HTTPException) -> Response:
     return response
 
 
+class Busy(Explained, ServiceUnavailable):
+    """The database could not take this write now (SQLite's lock still held after its
+    busy_timeout; a PostgreSQL deadlock, serialization failure or lock timeout): nothing was
+    changed, and the same request a moment later may well go through."""
+
+    description = "The shop is busy right now; nothing was changed. Please try again."
+
+
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
+
+
+def _is_busy(error: Exception) -> bool:
+    if not isinstance(error, DBAPIError):
+        return False
+    original = error.orig
+    code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    return code in RETRYABLE_SQLSTATES or "database is locked" in str(original)
+
+
 async def handle_unexpected(error: Exception) -> Response:
+    if _is_busy(error):
+        log.warning("database busy: %s", error)
+        return await handle_http_error(Busy(retry_after=1))
     log.exception("unhandled error", exc_info=error)
     return await handle_http_error(InternalServerError())
 

@@ -20,7 +20,6 @@ from electro.services import events, sessions
 from electro.services.sessions import SignedIn
 from electro.web import (
     db,
-    end_request_transaction,
     is_htmx,
     origin,
     own_transaction,
@@ -59,9 +58,7 @@ async def _check(token: str) -> SignedIn | None:
         return result
     if result.reason != "unknown":
         # The ending and its event must stick even if this request ends in an error that rolls
-        # its transaction back. The request's read is ended first: on SQLite a transaction
-        # whose snapshot predates this write could not write later in the request.
-        await end_request_transaction()
+        # its transaction back.
         async with own_transaction() as own:
             await sessions.end_refused(own, result, origin())
     logout_user()  # the cookie is worthless now: delete it
