@@ -10,8 +10,11 @@ from sqlalchemy import event, func, select
 
 from electro import clock
 from electro.models import AccountBlock, Backup, Event, IpBlock, OutboxMail, User, UserSession
-from electro.services import admin_tables
-from electro.services.admin_tables import MAX_IDS, TABLES, AdminError
+from electro.services.admin import crud
+from electro.services.admin.accounts import LockOut
+from electro.services.admin.crud import MAX_IDS
+from electro.services.admin.fields import parse_when
+from electro.services.admin.tables import TABLES
 from electro.services.events import Actor
 from tests.admin_helpers import fetch, one, seed_every_table, seed_users
 from tests.conftest import Client, Mailbox, body_of, make_user, sign_in
@@ -85,10 +88,9 @@ async def test_the_last_active_admin_is_never_demoted(app: Any) -> None:
     script = Actor(None, "script")
     async with app.extensions["electro"].sessions.begin() as db:
         for action in ("remove_admin", "deactivate", "delete"):
-            with pytest.raises(AdminError, match="no active admin"):
-                await admin_tables.run_action(db, app.extensions["electro"].settings,
-                                              TABLES["users"], action, [str(lone)], {},
-                                              actor=script)
+            with pytest.raises(LockOut, match="no active admin"):
+                await crud.run_action(db, app.extensions["electro"].settings,
+                                      TABLES["users"], action, [str(lone)], {}, actor=script)
     assert (await one(app, User, lone)).is_admin
 
 
@@ -232,9 +234,9 @@ async def test_a_group_action_costs_the_same_statements_for_20_rows_as_for_2000(
 
 
 async def test_block_dates_in_forms_are_parsed_as_utc(app: Any) -> None:
-    assert admin_tables.parse_when("2030-01-01T02:00+02:00") == datetime(2030, 1, 1, 0, 0)
-    assert admin_tables.parse_when("2030-01-01 00:00") == datetime(2030, 1, 1, 0, 0)
-    assert admin_tables.parse_when("2030-01-01T00:00:00.123") == datetime(2030, 1, 1)
+    assert parse_when("2030-01-01T02:00+02:00") == datetime(2030, 1, 1, 0, 0)
+    assert parse_when("2030-01-01 00:00") == datetime(2030, 1, 1, 0, 0)
+    assert parse_when("2030-01-01T00:00:00.123") == datetime(2030, 1, 1)
 
 
 async def test_block_until_a_date_refuses_the_blocked_session_at_once(
@@ -297,14 +299,23 @@ async def test_make_a_backup_then_restore_it_from_the_backups_table(
     types = [t for (t,) in await fetch(app, select(Event.type))]
     assert "backup_created" in types and "admin_make_backup" not in types  # the service's one
     await seed_users(app, 3, prefix="late")  # made after the backup: the restore drops them
-    # The first post only asks, on the server: nothing is restored without the second.
-    status, html, response = await act(admin_client, "backups", "restore", [backup_id])
-    assert status == 200 and f"Restoring {filename} replaces every table" in html
-    assert 'name="confirmed" value="1"' in html and "Yes, restore it" in html
-    assert "HX-Trigger" not in response.headers
+    # The action only asks, with the backups page's own typed-RESTORE form: one restore path.
+    for confirmed in ("", "1"):  # a second click on the action restores nothing either
+        status, html, response = await act(admin_client, "backups", "restore", [backup_id],
+                                           confirmed=confirmed)
+        assert status == 200 and f"Restoring {filename} replaces every table" in html
+        assert f'action="/admin/backups/{backup_id}/restore"' in html
+        assert 'name="confirm" placeholder="type RESTORE"' in html
+        assert 'name="confirmed"' not in html and "HX-Trigger" not in response.headers
     assert len(await fetch(app, select(User.id).where(User.username.like("late%")))) == 3
-    status, html, _ = await act(admin_client, "backups", "restore", [backup_id], confirmed="1")
-    assert status == 200 and f"Restored {filename}" in html and "safety" in html
+    # That form's post is the backups page's: a wrong word is refused and recorded...
+    refused = await admin_client.post(f"/admin/backups/{backup_id}/restore", {"confirm": "yes"})
+    assert refused.status_code == 422 and "Type RESTORE" in await refused.get_data(as_text=True)
+    assert [t for (t,) in await fetch(app, select(Event.type).where(
+        Event.type == "admin_backup_refused"))] == ["admin_backup_refused"]
+    # ...and RESTORE restores.
+    done = await admin_client.post(f"/admin/backups/{backup_id}/restore", {"confirm": "RESTORE"})
+    assert done.status_code == 200 and "safety" in await done.get_data(as_text=True)
     assert await fetch(app, select(User.id).where(User.username.like("late%"))) == []
     # The events table is the backup's again, plus the restore's own event.
     types = [t for (t,) in await fetch(app, select(Event.type))]
@@ -321,6 +332,8 @@ async def test_restore_needs_exactly_one_sound_backup(app: Any, admin_client: Cl
     assert status == 422 and "Tick exactly one backup to restore." in html
     (app.extensions["electro"].settings.backup_dir / rows[0][1]).write_bytes(b"not a backup")
     await seed_users(app, 1, prefix="kept")
-    status, html, _ = await act(admin_client, "backups", "restore", [rows[0][0]], confirmed="1")
-    assert status == 422 and "Nothing was restored" in html
+    response = await admin_client.post(f"/admin/backups/{rows[0][0]}/restore",
+                                       {"confirm": "RESTORE"})
+    assert response.status_code == 422
+    assert "Nothing was restored" in await response.get_data(as_text=True)
     assert len(await fetch(app, select(User.id).where(User.username.like("kept%")))) == 1

@@ -10,8 +10,9 @@ from sqlalchemy import func, select, text, update
 
 from electro.models import Category, Event, IpBlock, OneTimeKey, Product, SearchRecord, User
 from electro.models import UserSession as SessionRow
-from electro.services import admin_tables
-from electro.services.admin_tables import STALE, TABLES
+from electro.services.admin import crud
+from electro.services.admin.crud import STALE
+from electro.services.admin.tables import TABLES
 from tests.admin_helpers import (
     SECRET_BODY,
     fetch,
@@ -445,7 +446,7 @@ async def test_a_constraint_race_answers_with_a_message_and_the_session_survives
     async def never_taken(*_args: Any) -> bool:
         return False
 
-    monkeypatch.setattr(admin_tables, "_taken", never_taken)
+    monkeypatch.setattr(crud, "_taken", never_taken)
     version = hidden(await _editor(admin_client, "users", ann.id), "version")
     response = await admin_client.post(f"/admin/tables/users/{ann.id}/edit",
                                        {"version": version, "username": "BOB"}, htmx=True)
