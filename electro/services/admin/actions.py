@@ -127,9 +127,9 @@ async def _remove_admin(db: AsyncSession, ctx: ActionContext, ids: list[int]) ->
 
 async def _block_accounts(db: AsyncSession, ctx: ActionContext, ids: list[int]) -> ActionResult:
     try:
-        until = parse_when(ctx.form.get("until", ""))
-        n = await blocking.block_accounts(db, ctx.settings, ids, until,
-                                          ctx.form.get("reason", ""), ctx.actor)
+        until = parse_when(ctx.inputs["until"])
+        n = await blocking.block_accounts(db, ctx.settings, ids, until, ctx.inputs["reason"],
+                                          ctx.actor)
     except FieldError as exc:
         raise InvalidInput(errors={"until": str(exc)}) from None
     return ActionResult(

@@ -329,7 +329,8 @@ async def run_action(
         )).all())
     if not ids and action.needs_rows:
         raise InvalidInput("Tick at least one row.")
-    context = ActionContext(settings, table, actor, form, confirmed, own_connections)
+    inputs = {wanted.name: form.get(wanted.name, "") for wanted in action.inputs}
+    context = ActionContext(settings, table, actor, inputs, confirmed, own_connections)
     result = await action.run(db, context, ids)
     result.action = action.name
     if action.records_event and not result.confirm:

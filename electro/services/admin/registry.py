@@ -75,7 +75,7 @@ class ActionContext:
     settings: Settings
     table: Table
     actor: Actor
-    form: Mapping[str, str]
+    inputs: Mapping[str, str]  # the values of the action's declared inputs, those only
     confirmed: bool
     # For work on connections of its own (a backup): ends the caller's transaction, so it
     # holds no lock that work would wait for, and gives the engine. None: the caller offers
