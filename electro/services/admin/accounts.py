@@ -28,15 +28,16 @@ async def keep_an_admin(
     db: AsyncSession, actor: Actor, user_ids: Sequence[int], verb: str
 ) -> None:
     """Refuse to ``verb`` (deactivate, delete, block, remove admin rights from) these accounts
-    when the actor's own is among them, or when no active admin would remain. An actor that is
-    no account (a script) is held to the second half."""
+    when the actor's own is among them, or when they hold the last active admins. An actor that
+    is no account (a script) is held to the second half."""
     if actor.id is not None and actor.id in user_ids:
         raise LockOut(f"You cannot {verb} your own account.")
-    active_admin = (User.is_admin.is_(True), User.is_active.is_(True))
-    remaining = await db.scalar(
-        select(func.count()).select_from(User).where(*active_admin, ~among(db, User.id, user_ids))
-    )
-    if not remaining:
+    ticked = among(db, User.id, user_ids)
+    affected, remaining = (await db.execute(
+        select(func.count().filter(ticked), func.count().filter(~ticked))
+        .where(User.is_admin.is_(True), User.is_active.is_(True))
+    )).one()
+    if affected and not remaining:
         raise LockOut("That would leave no active admin; make someone else admin first.")
 
 
