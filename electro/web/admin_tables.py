@@ -16,6 +16,7 @@ from werkzeug.datastructures import MultiDict
 from electro import errors
 from electro.security.auth import acting, admin_required
 from electro.services.admin import crud
+from electro.services.admin.listing import Listing, list_rows, one_row, table_counts
 from electro.services.admin.registry import Table
 from electro.services.admin.tables import TABLES, get_table
 from electro.web import db, is_htmx, render, runtime
@@ -27,9 +28,9 @@ RESULT = "partials/admin_result.html"
 CHANGED = {"HX-Trigger": "admin-changed"}  # the table listens for it and reloads itself
 
 
-async def _listing(spec: Table, args: MultiDict[str, str]) -> crud.Listing:
-    return await crud.list_rows(db(), spec, args.get("q", ""), args.get("sort"),
-                                args.get("dir"), args.get("page"))
+async def _listing(spec: Table, args: MultiDict[str, str]) -> Listing:
+    return await list_rows(db(), spec, args.get("q", ""), args.get("sort"),
+                           args.get("dir"), args.get("page"))
 
 
 def _typed(spec: Table, form: dict[str, str]) -> dict[str, str]:
@@ -56,7 +57,7 @@ async def _answer(
 @bp.get("")
 @admin_required
 async def index() -> Response:
-    counts = await crud.table_counts(db())
+    counts = await table_counts(db())
     return await render("admin/tables.html", "admin/tables.html", tables=TABLES, counts=counts)
 
 
@@ -72,12 +73,12 @@ async def table_view(table: str) -> Response:
 @admin_required
 async def row(table: str, row_id: int) -> Response:
     spec = get_table(table)
-    listing = await crud.one_row(db(), spec, row_id)
+    listing = await one_row(db(), spec, row_id)
     return await render(PAGE, "partials/admin_row.html", spec=spec, listing=listing,
                         row=listing.rows[0])
 
 
-async def _editor(spec: Table, listing: crud.Listing, status: int, **context: Any) -> Response:
+async def _editor(spec: Table, listing: Listing, status: int, **context: Any) -> Response:
     context = {"errors": {}, "problems": [], **context}
     return await render(PAGE, "partials/admin_row_edit.html", status, spec=spec, listing=listing,
                         row=listing.rows[0], editing=listing.rows[0]["id"], **context)
@@ -100,7 +101,7 @@ async def edit(table: str, row_id: int) -> Response:
     try:
         saved = await crud.update_row(db(), spec, row_id, form, version, actor=await acting())
     except (errors.InvalidInput, errors.Conflict) as exc:  # the editor again, with the messages
-        listing = await crud.one_row(db(), spec, row_id)
+        listing = await one_row(db(), spec, row_id)
         return await _editor(spec, listing, exc.status, values=_typed(spec, form),
                              version=version, errors=exc.errors, problems=exc.problems)
     if not is_htmx():
@@ -116,7 +117,7 @@ async def delete(table: str, row_id: int) -> Response:
         result = await crud.delete_row(db(), runtime().settings, spec, row_id,
                                        actor=await acting())
     except (errors.InvalidInput, errors.Conflict) as exc:  # the row again, with the message
-        row_now = (await crud.one_row(db(), spec, row_id)).rows[0]
+        row_now = (await one_row(db(), spec, row_id)).rows[0]
         return await _answer(spec, "partials/admin_row.html", 409, row=row_now,
                              row_message=exc.message, error=exc.message)
     if not is_htmx():

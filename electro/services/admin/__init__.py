@@ -5,5 +5,6 @@
 - ``accounts``: what an admin does to accounts, behind the one lock-out rule (CLI-reusable);
 - ``actions``: the group actions a table can offer;
 - ``tables``: the eleven table declarations, ``TABLES``;
-- ``crud``: list, edit, add, delete and run an action, for any declared table.
+- ``listing``: a page of rows (search, sort, paging), one row, the count of every table;
+- ``crud``: edit, add, delete and run an action, for any declared table.
 """
