@@ -29,7 +29,7 @@ UNCONFIRMED = "Type RESTORE in the confirmation field to restore."
 
 async def own_connections() -> AsyncEngine:
     """The engine for backup and restore, which work on connections of their own, once the
-    request's transaction has ended: its locks would hold them up (see the package's rule)."""
+    request's transaction has ended: its locks would hold them up (electro.web's commit rule)."""
     await end_request_transaction()
     engine = runtime().engine
     if engine is None:
