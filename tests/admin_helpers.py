@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import insert, select
 
-from electro.models import Category, Product, User
+from electro import clock
+from electro.models import (
+    AccountBlock,
+    Backup,
+    Category,
+    Event,
+    IpBlock,
+    OneTimeKey,
+    OutboxMail,
+    Product,
+    SearchRecord,
+    User,
+    UserSession,
+)
 
 
 async def seed_catalogue(app: Any, products: int = 3) -> tuple[int, list[int]]:
@@ -66,19 +80,6 @@ SECRET_BODY = "Key: mailed-clear-key-never-shown"
 
 async def seed_every_table(app: Any) -> None:
     """A row in every table (an account "blocked" with a block), with secrets to look for."""
-    from datetime import timedelta
-
-    from electro import clock
-    from electro.models import (
-        AccountBlock,
-        Backup,
-        Event,
-        IpBlock,
-        OneTimeKey,
-        OutboxMail,
-        SearchRecord,
-    )
-
     now = clock.now()
     await seed_catalogue(app, products=2)
     (user_id,) = await seed_users(app, 1, prefix="blocked")
@@ -103,21 +104,6 @@ async def seed_second_rows(app: Any) -> None:
     holds no "a"), each containing "a" in a searchable column, so every table lists at least
     two rows for the search "a" and a sort shows its order. Blocks and sessions added here are
     over, so nobody is locked out by them."""
-    from datetime import timedelta
-
-    from electro import clock
-    from electro.models import (
-        AccountBlock,
-        Backup,
-        Category,
-        Event,
-        IpBlock,
-        OneTimeKey,
-        OutboxMail,
-        SearchRecord,
-        UserSession,
-    )
-
     now = clock.now()
     async with app.extensions["electro"].sessions.begin() as db:
         (user_id,) = await db.scalars(select(User.id).where(User.username == "blocked00000"))
