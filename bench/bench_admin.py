@@ -30,7 +30,8 @@ from electro.config import load_settings
 from electro.db import make_engine, make_sessionmaker
 from electro.migrate import upgrade
 from electro.models import User, UserSession
-from electro.services.admin_tables import TABLES, run_action
+from electro.services.admin.crud import run_action
+from electro.services.admin.tables import TABLES
 from electro.services.events import Actor
 
 ROWS = 10_000

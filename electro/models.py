@@ -22,12 +22,11 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from electro import clock
-from electro.db import Base
+from electro.db import Base, Identified
 
 
-class User(Base):
+class User(Identified):
     __tablename__ = "users"
-    id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(32))
     email: Mapped[str] = mapped_column(String(254))  # stored normalised, lower case
     password_hash: Mapped[str] = mapped_column(String(255))
@@ -47,11 +46,10 @@ class User(Base):
     )
 
 
-class OneTimeKey(Base):
+class OneTimeKey(Identified):
     """A mailed key: register (pending registration), reset, activate or email_change."""
 
     __tablename__ = "one_time_keys"
-    id: Mapped[int] = mapped_column(primary_key=True)
     purpose: Mapped[str] = mapped_column(String(16), index=True)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 hex, never the key
     user_id: Mapped[int | None] = mapped_column(
@@ -66,11 +64,10 @@ class OneTimeKey(Base):
     used_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
-class UserSession(Base):
+class UserSession(Identified):
     """A signed-in device. quart-auth's auth_id is the clear id; only its SHA-256 is here."""
 
     __tablename__ = "sessions"
-    id: Mapped[int] = mapped_column(primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     ip: Mapped[str] = mapped_column(String(45), default="")
@@ -81,9 +78,8 @@ class UserSession(Base):
     end_reason: Mapped[str | None] = mapped_column(String(32))
 
 
-class AccountBlock(Base):
+class AccountBlock(Identified):
     __tablename__ = "account_blocks"
-    id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     until: Mapped[datetime] = mapped_column(DateTime)
     reason: Mapped[str] = mapped_column(String(500), default="")
@@ -94,9 +90,8 @@ class AccountBlock(Base):
     lifted_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
-class IpBlock(Base):
+class IpBlock(Identified):
     __tablename__ = "ip_blocks"
-    id: Mapped[int] = mapped_column(primary_key=True)
     ip: Mapped[str] = mapped_column(String(45), index=True)
     until: Mapped[datetime] = mapped_column(DateTime)
     reason: Mapped[str] = mapped_column(String(500), default="")
@@ -107,16 +102,14 @@ class IpBlock(Base):
     lifted_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
-class Category(Base):
+class Category(Identified):
     __tablename__ = "categories"
-    id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(80), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
 
 
-class Product(Base):
+class Product(Identified):
     __tablename__ = "products"
-    id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     company: Mapped[str] = mapped_column(String(120), default="")
     # No index of its own: the three sort indexes below all lead with category_id.
@@ -130,18 +123,18 @@ class Product(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's API
     # A category page sorted by any of these reads its rows in index order (migration 0002).
+    # "id" by name: the column is declared on Identified.
     __table_args__ = (
-        Index("ix_products_category_name", category_id, name, id),
-        Index("ix_products_category_company", category_id, company, id),
-        Index("ix_products_category_price", category_id, price_cents, id),
+        Index("ix_products_category_name", category_id, name, "id"),
+        Index("ix_products_category_company", category_id, company, "id"),
+        Index("ix_products_category_price", category_id, price_cents, "id"),
     )
 
 
-class SearchRecord(Base):
+class SearchRecord(Identified):
     """One client's search of one normalised query in one hour (the unique key stops pumping)."""
 
     __tablename__ = "searches"
-    id: Mapped[int] = mapped_column(primary_key=True)
     query: Mapped[str] = mapped_column(String(200))
     client_hash: Mapped[str] = mapped_column(String(64))
     hour_start: Mapped[datetime] = mapped_column(DateTime)
@@ -159,7 +152,7 @@ class SearchDaily(Base):
     clients: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class Event(Base):
+class Event(Identified):
     __tablename__ = "events"
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now, index=True)
@@ -171,9 +164,8 @@ class Event(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
-class OutboxMail(Base):
+class OutboxMail(Identified):
     __tablename__ = "outbox"
-    id: Mapped[int] = mapped_column(primary_key=True)
     to_addr: Mapped[str] = mapped_column(String(254))
     subject: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
@@ -186,9 +178,8 @@ class OutboxMail(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
-class Backup(Base):
+class Backup(Identified):
     __tablename__ = "backups"
-    id: Mapped[int] = mapped_column(primary_key=True)
     filename: Mapped[str] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
     size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import insert, select
 
-from electro.models import Category, Product, User
+from electro import clock
+from electro.models import (
+    AccountBlock,
+    Backup,
+    Category,
+    Event,
+    IpBlock,
+    OneTimeKey,
+    OutboxMail,
+    Product,
+    SearchRecord,
+    User,
+    UserSession,
+)
 
 
 async def seed_catalogue(app: Any, products: int = 3) -> tuple[int, list[int]]:
@@ -66,19 +80,6 @@ SECRET_BODY = "Key: mailed-clear-key-never-shown"
 
 async def seed_every_table(app: Any) -> None:
     """A row in every table (an account "blocked" with a block), with secrets to look for."""
-    from datetime import timedelta
-
-    from electro import clock
-    from electro.models import (
-        AccountBlock,
-        Backup,
-        Event,
-        IpBlock,
-        OneTimeKey,
-        OutboxMail,
-        SearchRecord,
-    )
-
     now = clock.now()
     await seed_catalogue(app, products=2)
     (user_id,) = await seed_users(app, 1, prefix="blocked")
@@ -95,4 +96,34 @@ async def seed_every_table(app: Any) -> None:
                        template="register"),
             Backup(filename="backup-1.jsonl.gz", sha256="f0" * 32, schema_revision="0001",
                    row_counts={"users": 1}),
+        ])
+
+
+async def seed_second_rows(app: Any) -> None:
+    """After ``seed_every_table``: one more row in every table (two categories, since "Phones"
+    holds no "a"), each containing "a" in a searchable column, so every table lists at least
+    two rows for the search "a" and a sort shows its order. Blocks and sessions added here are
+    over, so nobody is locked out by them."""
+    now = clock.now()
+    async with app.extensions["electro"].sessions.begin() as db:
+        (user_id,) = await db.scalars(select(User.id).where(User.username == "blocked00000"))
+        db.add_all([
+            Category(name="Cameras"), Category(name="Audio"),
+            AccountBlock(user_id=user_id, until=now - timedelta(days=3), reason="old abuse",
+                         lifted_at=now - timedelta(days=3)),
+            IpBlock(ip="198.51.100.7", until=now - timedelta(days=2), reason="past abuse",
+                    lifted_at=now - timedelta(days=2)),
+            UserSession(token_hash="d4" * 32, user_id=user_id, ip="192.0.2.5",
+                        user_agent="Safari", ended_at=now, end_reason="logout"),
+            OneTimeKey(purpose="reset", key_hash="b2" * 32, user_id=user_id,
+                       email="blocked00000@example.com", attempts=2,
+                       expires_at=now + timedelta(minutes=5), used_at=now),
+            SearchRecord(query="hdmi adapter", client_hash="e5" * 32,
+                         hour_start=now - timedelta(hours=1), results=9),
+            Event(type="admin_note", actor="another admin", actor_id=user_id, ip="192.0.2.5",
+                  path="/admin", details={"note": "later"}),
+            OutboxMail(to_addr="a@example.com", subject="A notice", body="plain",
+                       template="account_blocked", status="sent", attempts=1, sent_at=now),
+            Backup(filename="backup-2.jsonl.gz", sha256="a0" * 32, schema_revision="0001",
+                   row_counts={"users": 2}, size_bytes=99),
         ])

@@ -7,11 +7,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text, update
+from sqlalchemy import inspect as sa_inspect
 
 from electro.models import Category, Event, IpBlock, OneTimeKey, Product, SearchRecord, User
 from electro.models import UserSession as SessionRow
-from electro.services import admin_tables
-from electro.services.admin_tables import STALE, TABLES
+from electro.services.admin import crud
+from electro.services.admin.crud import STALE
+from electro.services.admin.tables import TABLES
 from tests.admin_helpers import (
     SECRET_BODY,
     fetch,
@@ -20,6 +22,7 @@ from tests.admin_helpers import (
     row_ids,
     seed_catalogue,
     seed_every_table,
+    seed_second_rows,
 )
 from tests.conftest import Client, make_user
 
@@ -102,23 +105,69 @@ async def test_search_matches_case_insensitively_and_escapes_like_wildcards(
 
 
 def test_the_registry_names_only_columns_it_lists() -> None:
-    """A misspelt sortable or searchable name would only fail when someone clicks it."""
+    """A misspelt name would only fail when someone clicks it: sortable, searchable and
+    editable names are listed columns, and every editable field writes a column of the model."""
     for name, table in TABLES.items():
         listed = {c.name for c in table.columns}
         named = {*table.searchable, *table.sortable, table.default_sort[0]}
         assert named <= listed, f"{name}: {named - listed} are not columns"
+        model_columns = set(sa_inspect(table.model).columns.keys())
+        for f in table.editable:
+            assert f.name in listed, f"{name}: editable {f.name} is not a listed column"
+            assert f.column in model_columns, f"{name}: {f.column} is not a column of the model"
+        inputs = [i.name for action in table.actions for i in action.inputs]
+        assert not {"csrf_token", "action", "ids", "confirmed", "q", "sort", "dir",
+                    "page"} & set(inputs), f"{name}: an action input clashes with the form's own"
+
+
+async def test_every_editor_form_and_action_renders_the_fields_it_declares(
+    app: Any, admin_client: Client
+) -> None:
+    """The templates render what the declarations name: each editable field is an input of
+    the editor (and of the add form), each action an option and each of its inputs an input of
+    the actions form."""
+    await seed_every_table(app)
+    for name, table in TABLES.items():
+        page = await (await admin_client.get(f"/admin/tables/{name}")).get_data(as_text=True)
+        actions_form = page.split('id="actions-form"', 1)[-1].split("</form>", 1)[0]
+        for action in table.actions:
+            assert f'<option value="{action.name}">{action.label}</option>' in actions_form
+            for wanted in action.inputs:
+                assert re.search(rf'<label>{wanted.label} <input type="{wanted.type}" '
+                                 rf'name="{wanted.name}"', actions_form), (name, wanted.name)
+        add_form = page.split('id="add-form"', 1)[-1].split("</form>", 1)[0]
+        row_id = row_ids(page)[0]
+        editor = await _editor(admin_client, name, row_id) if table.editable else ""
+        for f in table.editable:
+            assert f'name="{f.name}"' in editor, (name, f.name)
+            assert not table.can_add or f'name="{f.name}"' in add_form, (name, f.name)
 
 
 async def test_every_table_sorts_by_every_sortable_column_with_a_search(
     app: Any, admin_client: Client
 ) -> None:
+    """The rows come in the column's order both ways: a sort that silently fell back to the
+    default would list them the same way for "asc" and "desc"."""
     await seed_every_table(app)
+    await seed_second_rows(app)
     for name, table in TABLES.items():
         for column in table.sortable:
+            listed = {}
             for way in ("asc", "desc"):
                 response = await admin_client.get(
                     f"/admin/tables/{name}", query_string={"sort": column, "dir": way, "q": "a"})
+                html = await response.get_data(as_text=True)
                 assert response.status_code == 200, (name, column, way)
+                header = "ascending" if way == "asc" else "descending"
+                assert f'<th aria-sort="{header}">' in html and "<a aria-sort" not in html
+                listed[way] = row_ids(html)
+            ids = listed["asc"]
+            assert 2 <= len(ids) <= 25, f"{name}: seed two rows that contain 'a', on one page"
+            assert listed["desc"] == ids[::-1], (name, column)
+            expr = table.column(column).expr
+            in_order = select(table.model.id).where(table.model.id.in_(ids)).order_by(
+                expr.asc(), table.model.id.asc())
+            assert [i for (i,) in await fetch(app, in_order)] == ids, (name, column)
 
 
 async def test_sort_by_any_sortable_column_both_ways(app: Any, admin_client: Client) -> None:
@@ -445,7 +494,7 @@ async def test_a_constraint_race_answers_with_a_message_and_the_session_survives
     async def never_taken(*_args: Any) -> bool:
         return False
 
-    monkeypatch.setattr(admin_tables, "_taken", never_taken)
+    monkeypatch.setattr(crud, "_taken", never_taken)
     version = hidden(await _editor(admin_client, "users", ann.id), "version")
     response = await admin_client.post(f"/admin/tables/users/{ann.id}/edit",
                                        {"version": version, "username": "BOB"}, htmx=True)

@@ -16,16 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from electro import clock
 from electro.config import Settings
 from electro.db import among
+from electro.errors import FieldError
 from electro.models import AccountBlock, IpBlock, User, UserSession
 from electro.services import events, sessions
+from electro.services.admin import accounts
 from electro.services.events import Actor
 from electro.services.mail import send_mail_to_users
 
 MAX_REASON = 500
-
-
-class BlockError(ValueError):
-    """A block request that cannot be carried out; the message says why, for the admin."""
 
 
 def check_until(until: datetime) -> datetime:
@@ -33,7 +31,7 @@ def check_until(until: datetime) -> datetime:
     rule for every block's end (the admin tables' ``block_end`` field uses it too)."""
     until = clock.naive_utc(until)
     if until <= clock.now():
-        raise BlockError("The block must end in the future; pick a later date and time (UTC).")
+        raise FieldError("The block must end in the future; pick a later date and time (UTC).")
     return until
 
 
@@ -43,12 +41,11 @@ async def block_accounts(
 ) -> int:
     """Block the accounts until ``until`` (naive UTC): their live sessions end at once and
     each owner is mailed the date and reason. Returns how many accounts were blocked (ids of
-    accounts that do not exist are skipped)."""
+    accounts that do not exist are skipped). Held to the lock-out rule, like every change of
+    an account by an admin."""
     until = check_until(until)
     ids = sorted(set(user_ids))
-    if actor.id is not None and actor.id in ids:
-        raise BlockError("You cannot block your own account; another admin would have to "
-                         "lift it. Untick your own row and try again.")
+    await accounts.keep_an_admin(db, actor, ids, "block")
     reason = reason.strip()[:MAX_REASON]
     found = list(await db.scalars(
         select(User.id).where(among(db, User.id, ids)).order_by(User.id)))

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from electro.config import Settings
+from electro.errors import FieldError
 from electro.models import User
 from electro.security.passwords import Passwords, policy_problems
 from electro.services import events
@@ -17,8 +18,9 @@ from electro.services import events
 USERNAME = re.compile(r"[A-Za-z0-9_.-]{3,32}")
 
 
-class UserError(ValueError):
-    """The input cannot make an account; the message says what to change."""
+class UserError(FieldError):
+    """The input cannot make an account; the message says what to change. A ``FieldError``:
+    forms (the admin's user fields) take the message as that field's, with no re-wrapping."""
 
 
 def check_username(username: str) -> str:

@@ -7,7 +7,7 @@ block ends, and each use says why (an event about a refusal that the 4xx rolls b
 event, a refused session's ending, a streamed export that outlives the request). It ends the
 request's transaction first (rolled back: what must stick is written inside the block), since on
 SQLite a writing request holds the write lock its block would wait for. Work that replaces tables
-on connections of its own (backup, restore) ends it the same way, ``end_request_transaction()``.
+on connections of its own (backup, restore) ends it the same way, through ``own_connections()``.
 """
 
 from __future__ import annotations
@@ -66,16 +66,22 @@ def db() -> AsyncSession:
     return session
 
 
-async def end_request_transaction() -> None:
-    """Roll the request's transaction back now, not after the response, so it holds no lock
-    (on SQLite an open write holds the database; on PostgreSQL even a read holds table locks).
-    Loaded objects are detached first so pages can still read them (``account.user``)."""
+async def own_connections() -> AsyncEngine:
+    """The engine, for work on connections of its own (backup, restore), once the request's
+    transaction has ended: its locks would hold that work up (on SQLite a writing request holds
+    the database; on PostgreSQL even a read holds table locks)."""
     request_db: AsyncSession | None = g.get("db")
     if request_db is not None:
         await _end(request_db)
+    engine = runtime().engine
+    if engine is None:
+        raise RuntimeError("the database is opened in before_serving")
+    return engine
 
 
 async def _end(request_db: AsyncSession) -> None:
+    """Roll the request's transaction back now, not after the response. Loaded objects are
+    detached first so pages can still read them (``account.user``)."""
     request_db.expunge_all()
     await request_db.rollback()
 

@@ -13,24 +13,18 @@ from pathlib import Path
 
 from quart import Blueprint, Response, request, send_file
 from quart_rate_limiter import rate_limit
-from sqlalchemy.ext.asyncio import AsyncSession
 from werkzeug.datastructures import FileStorage
-from werkzeug.exceptions import NotFound
 
+from electro import errors
 from electro.services import backups, dashboard, events
 from electro.services.paging import page_number
-from electro.web import db, render, runtime
+from electro.web import db, own_connections, own_transaction, render, runtime
 from electro.web.bodies import takes_upload
 from electro.web.guards import acting, admin_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 UNCONFIRMED = "Type RESTORE in the confirmation field to restore."
-
-
-async def _record(session: AsyncSession, type_: str, **details: object) -> None:
-    """An event of the signed-in admin's, in ``session``'s transaction."""
-    await (await acting()).record(session, type_, **details)
 
 
 @bp.get("")
@@ -61,20 +55,21 @@ async def events_page() -> Response:
 @rate_limit(10, timedelta(minutes=1))
 @admin_required
 async def events_export() -> Response:
-    """Streamed, not capped: the JSON array is written as the rows arrive, from its own session
-    (the request's is committed and closed before the body is sent)."""
+    """Streamed, not capped: the JSON array is written as the rows arrive."""
     try:
         f = events.parse_filter(request.args)
     except events.FilterError as exc:
         return Response(str(exc), 422, mimetype="text/plain")
     # Flat details (nested values are stored as text); prefixed: actor and ip name the admin.
-    await _record(db(), "admin_events_export",
-                  **{f"filter_{name}": value for name, value in f.as_query().items()})
-    sessions = runtime().sessions
-    assert sessions is not None  # noqa: S101 - serving
+    await (await acting()).record(
+        db(), "admin_events_export",
+        **{f"filter_{name}": value for name, value in f.as_query().items()})
+    # Its own transaction: the request's is committed and closed before the body is sent.
+    # Taken here, in the request, since the body runs after it has ended.
+    exporting = own_transaction()
 
     async def body() -> AsyncIterator[bytes]:
-        async with sessions() as export_db:
+        async with exporting as export_db:
             async for chunk in events.export_json(export_db, f):
                 yield chunk.encode()
 
@@ -83,12 +78,11 @@ async def events_export() -> Response:
 
 
 async def _backups_page(status: int = 200, message: str = "", error: str = "") -> Response:
-    """The list with a result; a refusal is also an event, in its own transaction (the request's
-    is rolled back for a 422)."""
-    sessions = runtime().sessions
-    if error and sessions is not None:
-        async with sessions.begin() as own:
-            await _record(own, "admin_backup_refused", error=error)
+    """The list with a result; a refusal is also an event."""
+    if error:
+        # Its own transaction: the request's is rolled back for the 422 that says so.
+        async with own_transaction() as own:
+            await (await acting()).record(own, "admin_backup_refused", error=error)
     listed = await backups.list_backups(db())
     return await render("admin/backups.html", "partials/admin_backups.html", status=status,
                         backups=listed, message=message, error=error,
@@ -101,10 +95,10 @@ async def _confirmed() -> bool:
 
 async def _restore(path: Path, max_bytes: int | None = None) -> Response:
     """Restore ``path`` (verified by the service before anything is touched)."""
+    actor = await acting()
     try:
-        restored = await backups.restore_in_request(
-            db(), runtime().settings, path, actor=await acting(),
-            max_bytes=max_bytes)
+        restored = await backups.restore_backup(
+            await own_connections(), runtime().settings, path, actor=actor, max_bytes=max_bytes)
     except backups.BackupError as exc:
         return await _backups_page(422, error=f"Nothing was restored: {exc}")
     return await _backups_page(message=(
@@ -123,9 +117,10 @@ async def backups_page() -> Response:
 @rate_limit(6, timedelta(minutes=1))
 @admin_required
 async def backups_create() -> Response:
+    actor = await acting()
     try:
-        backup = await backups.create_in_request(db(), runtime().settings,
-                                                 actor=await acting())
+        backup = await backups.create_backup(await own_connections(), runtime().settings,
+                                             actor=actor)
     except backups.BackupError as exc:
         return await _backups_page(422, error=f"No backup was made: {exc}")
     return await _backups_page(message=f"Backup {backup.filename} created.")
@@ -140,10 +135,10 @@ async def backups_download(backup_id: int) -> Response:
     try:
         backup = await backups.get_backup(db(), backup_id)
         path = backups.backup_path(runtime().settings, backup)
-    except backups.BackupError as exc:
-        raise NotFound() from exc
+    except backups.BackupError as exc:  # not (yet) of the domain family: named here
+        raise errors.NotFound(f"There is no backup file #{backup_id}.") from exc
     if not await asyncio.to_thread(path.is_file):
-        raise NotFound()
+        raise errors.NotFound(f"The file of backup #{backup_id} is gone.")
     return await send_file(path, mimetype="application/zip", as_attachment=True,
                            attachment_filename=backup.filename)
 
