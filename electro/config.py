@@ -13,6 +13,9 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from electro.errors import FieldError
+from electro.inputs import whole_number
+
 PREFIX = "ELECTRO_"
 
 
@@ -165,9 +168,13 @@ _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 def parse_rate(text: str, what: str = "rate") -> tuple[int, int]:
     """``"10/minute"`` -> (10, 60)."""
     count, _, period = text.partition("/")
-    if not count.strip().isdigit() or period.strip() not in _PERIODS or int(count) < 1:
+    try:
+        number = whole_number(count, minimum=1)
+    except FieldError:
+        number = 0
+    if not number or period.strip() not in _PERIODS:
         raise SettingsError(f"{what} must look like '10/minute' (second, minute, hour, day)")
-    return int(count), _PERIODS[period.strip()]
+    return number, _PERIODS[period.strip()]
 
 
 def with_secret_key(settings: Settings) -> Settings:

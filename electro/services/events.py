@@ -6,14 +6,14 @@ import json
 import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
 from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from electro import clock
-from electro.errors import InvalidInput
+from electro import clock, inputs
+from electro.errors import FieldError, InvalidInput
 from electro.models import Event, User
 from electro.services.paging import clamp
 
@@ -131,15 +131,13 @@ def _parse_time(name: str, raw: str, *, end_of_day: bool) -> datetime | None:
         return None
     try:
         if len(raw) == 10:  # a bare date: since its start, until the end of that day
-            day = date.fromisoformat(raw)
-            return datetime.combine(day + timedelta(days=1 if end_of_day else 0), time.min)
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
+            return inputs.day_start(raw, next_day=end_of_day)
+        return inputs.moment(raw)
+    except FieldError:
         raise FilterError(
-            f"{name!r} must be a date (2026-11-25) or a date and time (2026-11-25T14:30); "
-            f"got {clean_text(raw, 40)!r}"
+            f"{name!r} must be a date (2026-11-25) or a date and time (2026-11-25T14:30), "
+            f"in years 1 to 9999; got {clean_text(raw, 40)!r}"
         ) from None
-    return clock.naive_utc(moment)
 
 
 def parse_filter(args: Mapping[str, str]) -> EventFilter:
@@ -153,6 +151,14 @@ def parse_filter(args: Mapping[str, str]) -> EventFilter:
                        ip=args.get("ip", "").strip()[:45], since=since, until=until)
 
 
+def _user_id(actor: str) -> int | None:
+    """An actor filter that reads as an account id (it may also be a name)."""
+    try:
+        return inputs.whole_number(actor, minimum=1)
+    except FieldError:
+        return None
+
+
 def filtered(f: EventFilter) -> Select[Event]:
     """The one place the filter becomes SQL (viewer, export and CLI share it); newest first."""
     query = select(Event)
@@ -162,8 +168,8 @@ def filtered(f: EventFilter) -> Select[Event]:
         by_name = or_(func.lower(Event.actor) == f.actor.lower(),
                       Event.actor_id.in_(select(User.id).where(
                           func.lower(User.username) == f.actor.lower())))
-        query = query.where(or_(Event.actor_id == int(f.actor), by_name)
-                            if f.actor.isdigit() and len(f.actor) < 10 else by_name)
+        query = query.where(or_(Event.actor_id == _user_id(f.actor), by_name)
+                            if _user_id(f.actor) is not None else by_name)
     if f.ip:
         query = query.where(Event.ip == f.ip)
     if f.since is not None:

@@ -15,7 +15,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from electro import clock
+from electro import inputs
 from electro.errors import FieldError
 from electro.models import Category
 from electro.services import blocking, users
@@ -83,10 +83,7 @@ def money(required: bool = True) -> Parser:
 
 
 async def count(_db: AsyncSession, raw: str) -> int:
-    value = raw.strip()
-    if not value.isascii() or not value.isdigit() or len(value) > 9:
-        raise FieldError("Enter a whole number, 0 or more")
-    return int(value)
+    return inputs.whole_number(raw)
 
 
 async def yes_no(_db: AsyncSession, raw: str) -> bool:
@@ -105,11 +102,7 @@ async def email(_db: AsyncSession, raw: str) -> str:
 
 def parse_when(raw: str) -> datetime:
     """A date and time as typed (an offset is honoured), as naive UTC to the second."""
-    try:
-        moment = datetime.fromisoformat(raw.strip().replace(" ", "T"))
-    except ValueError:
-        raise FieldError("Enter a date and time like 2026-12-31T18:00") from None
-    return clock.naive_utc(moment).replace(microsecond=0)
+    return inputs.moment(raw).replace(microsecond=0)
 
 
 async def block_end(_db: AsyncSession, raw: str) -> datetime:
