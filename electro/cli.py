@@ -216,9 +216,38 @@ async def restore(path: Path) -> None:
           f"{backups.backup_path(settings, done.safety_backup)}")
 
 
-def serve(bind: str, workers: int) -> None:
+class StartFailed(Exception):
+    """The app cannot start here; the message says why."""
+
+
+async def check_start() -> None:
+    """Start the app once in this process, as each worker will (settings, optional
+    dependencies such as redis, the database answering), and stop it: a worker that cannot start
+    would otherwise die behind a parent that keeps running."""
+    from electro.app import create_app
+
+    try:
+        app = create_app()
+        app.logger.disabled = True  # the reason is printed once below, without a traceback
+        await app.startup()
+        try:
+            sessions = app.extensions["electro"].sessions
+            async with sessions() as db:
+                await db.execute(select(1))
+        finally:
+            await app.shutdown()
+    except SettingsError:
+        raise
+    except Exception as exc:  # any reason at all: said in one line, not a traceback
+        raise StartFailed(f"{type(exc).__name__}: {exc}") from exc
+
+
+def serve(bind: str, workers: int) -> int:
+    """hypercorn's exit code: non-zero when a worker died."""
     from hypercorn.config import Config
     from hypercorn.run import run
+
+    asyncio.run(check_start())
 
     config = Config()
     config.bind = [bind]
@@ -232,7 +261,7 @@ def serve(bind: str, workers: int) -> None:
     except ImportError:
         config.worker_class = "asyncio"
     print(f"serving on http://{bind} with {workers} worker(s), {config.worker_class}")
-    run(config)
+    return run(config)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -274,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "seed-demo":
             asyncio.run(seed_demo(args.products, args.if_empty))
         elif args.command == "serve":
-            serve(args.bind, args.workers)
+            return serve(args.bind, args.workers)
         elif args.command == "events":
             asyncio.run(export_events(args.output,
                                       {name: getattr(args, name) for name in EVENT_FILTERS}))
@@ -293,6 +322,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except backups.BackupError as exc:
         print(f"{args.command} failed: {exc}", file=sys.stderr)
+        return 1
+    except StartFailed as exc:
+        print(f"cannot serve: {exc}", file=sys.stderr)
         return 1
     return 0
 

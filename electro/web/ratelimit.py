@@ -168,6 +168,7 @@ class RedisAtomicStore(AtomicStore):
         import redis.asyncio as aioredis
 
         self._client = aioredis.from_url(self._url)
+        await self._client.ping()  # a configured Redis that does not answer stops the start
         # EVALSHA with automatic re-load on NOSCRIPT (e.g. after a server restart).
         self._script = self._client.register_script(_ACQUIRE_LUA)
 

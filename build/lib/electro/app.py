@@ -1,0 +1,123 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from jinja2 import FileSystemLoader
+from quart import Quart, g, render_template, request
+from quart_auth import QuartAuth
+from quart_rate_limiter import RateLimit
+
+from electro import tasks
+from electro.config import load_settings, parse_rate, with_secret_key
+from electro.db import make_sessionmaker, opened
+from electro.security.passwords import Passwords
+from electro.services.catalog import format_price
+from electro.services.search import highlight
+from electro.services.search_cache import SearchCache
+from electro.web import (
+    Runtime,
+    account,
+    admin,
+    admin_tables,
+    auth,
+    close_db,
+    errors,
+    finish_db,
+    recovery,
+    register,
+    runtime,
+    search,
+    shop,
+    system,
+)
+from electro.web.bodies import bound_request_bodies
+from electro.web.converters import IdConverter
+from electro.web.csrf import check_csrf, csrf_token
+from electro.web.guards import ElectroUser, load_account
+from electro.web.headers import is_private_path, security_headers
+from electro.web.ratelimit import AtomicRateLimiter, client_key, make_store
+
+PACKAGE = Path(__file__).parent
+STATIC = PACKAGE.parent / "static"
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Quart:
+    """Defaults, then ``ELECTRO_*`` variables, then ``overrides`` (tests)."""
+    settings = with_secret_key(load_settings(overrides=overrides))
+    app = Quart(__name__, static_folder=str(STATIC))
+    app.url_map.converters["int"] = IdConverter  # before any route is added
+    # Pages by plain name ("index.html"), fragments as "partials/<name>.html".
+    app.jinja_loader = FileSystemLoader([PACKAGE / "templates", PACKAGE])  # type: ignore[assignment]
+    app.extensions["electro"] = Runtime(settings, Passwords(settings),
+                                        SearchCache(settings, render_template))
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        BODY_TIMEOUT=settings.body_timeout_seconds,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.cookie_secure,
+        QUART_RATE_LIMITER_ENABLED=settings.rate_limits,
+        TEMPLATES_AUTO_RELOAD=False,
+    )
+    # Created here, not at module level: a shared instance keeps the first app's settings.
+    QuartAuth(
+        app,
+        user_class=ElectroUser,
+        cookie_secure=settings.cookie_secure,
+        cookie_samesite="Lax",
+        duration=settings.session_max_days * 86400,
+    )
+    count, seconds = parse_rate(settings.default_rate_limit)
+    AtomicRateLimiter(
+        app,
+        key_function=client_key,
+        store=make_store(settings.redis_url or None),
+        default_limits=[RateLimit(count, timedelta(seconds=seconds))],
+    )
+    app.jinja_env.globals["csrf_token"] = csrf_token
+    app.add_template_filter(format_price, "money")
+    app.add_template_filter(highlight, "highlight")
+    app.context_processor(_template_context)
+    app.before_request(check_csrf)
+    app.before_request(load_account)
+    app.after_request(security_headers(settings.cookie_secure))
+    app.after_request(finish_db)
+    app.teardown_appcontext(close_db)
+    errors.register_error_handlers(app)
+    for area in (shop, search, auth, account, register, recovery, admin, admin_tables,
+                 system):
+        app.register_blueprint(area.bp)
+    bound_request_bodies(app, settings)
+    # while_serving generators unwind in reverse: jobs stop before the engine is disposed.
+    app.while_serving(_database)
+    app.while_serving(tasks.run_while_serving)
+    if settings.trusted_proxy_hops:
+        from hypercorn.middleware import ProxyFixMiddleware
+
+        app.asgi_app = ProxyFixMiddleware(  # type: ignore[assignment]
+            app.asgi_app, mode="legacy", trusted_hops=settings.trusted_proxy_hops
+        )
+    logging.basicConfig(level=logging.INFO)
+    return app
+
+
+async def _database() -> AsyncGenerator[None, None]:
+    rt = runtime()
+    async with opened(rt.settings.database) as rt.engine:
+        rt.sessions = make_sessionmaker(rt.engine)
+        try:
+            yield
+        finally:
+            rt.engine = rt.sessions = None
+
+
+def _template_context() -> dict[str, Any]:
+    """For every template: ``account`` (the signed-in SignedIn or None) and ``private_page``
+    (account and admin pages keep no htmx history cache)."""
+    return {"account": g.get("account"), "private_page": is_private_path(request.path)}

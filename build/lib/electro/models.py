@@ -1,0 +1,191 @@
+"""ORM models for the whole domain. All times are naive UTC (see electro.clock)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from electro import clock
+from electro.db import Base, Identified
+
+
+class User(Identified):
+    __tablename__ = "users"
+    username: Mapped[str] = mapped_column(String(32))
+    email: Mapped[str] = mapped_column(String(254))  # stored normalised, lower case
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    failed_window_started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now, onupdate=clock.now)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's API
+    __table_args__ = (
+        Index("uq_users_username_lower", func.lower(username), unique=True),
+        Index("uq_users_email_lower", func.lower(email), unique=True),
+    )
+
+
+class OneTimeKey(Identified):
+    """A mailed key: register (pending registration), reset, activate or email_change."""
+
+    __tablename__ = "one_time_keys"
+    purpose: Mapped[str] = mapped_column(String(16), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 hex, never the key
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    username: Mapped[str | None] = mapped_column(String(32))  # pending registration
+    email: Mapped[str | None] = mapped_column(String(254))  # target address
+    password_hash: Mapped[str | None] = mapped_column(String(255))  # pending registration
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class UserSession(Identified):
+    """A signed-in device. quart-auth's auth_id is the clear id; only its SHA-256 is here."""
+
+    __tablename__ = "sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    ip: Mapped[str] = mapped_column(String(45), default="")
+    user_agent: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class AccountBlock(Identified):
+    __tablename__ = "account_blocks"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    until: Mapped[datetime] = mapped_column(DateTime)
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True  # deleting a user looks here
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
+    lifted_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class IpBlock(Identified):
+    __tablename__ = "ip_blocks"
+    ip: Mapped[str] = mapped_column(String(45), index=True)
+    until: Mapped[datetime] = mapped_column(DateTime)
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True  # deleting a user looks here
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
+    lifted_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Category(Identified):
+    __tablename__ = "categories"
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
+
+
+class Product(Identified):
+    __tablename__ = "products"
+    name: Mapped[str] = mapped_column(String(200))
+    company: Mapped[str] = mapped_column(String(120), default="")
+    # No index of its own: the three sort indexes below all lead with category_id.
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id", ondelete="RESTRICT"))
+    price_cents: Mapped[int] = mapped_column(Integer)  # exact money: integer cents, never float
+    old_price_cents: Mapped[int | None] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text, default="")
+    stock: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now, onupdate=clock.now)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's API
+    # A category page sorted by any of these reads its rows in index order (migration 0002).
+    # "id" by name: the column is declared on Identified.
+    __table_args__ = (
+        Index("ix_products_category_name", category_id, name, "id"),
+        Index("ix_products_category_company", category_id, company, "id"),
+        Index("ix_products_category_price", category_id, price_cents, "id"),
+    )
+
+
+class SearchRecord(Identified):
+    """One client's search of one normalised query in one hour (the unique key stops pumping)."""
+
+    __tablename__ = "searches"
+    query: Mapped[str] = mapped_column(String(200))
+    client_hash: Mapped[str] = mapped_column(String(64))
+    hour_start: Mapped[datetime] = mapped_column(DateTime)
+    results: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now, index=True)
+    __table_args__ = (UniqueConstraint("query", "client_hash", "hour_start"),)
+
+
+class SearchDaily(Base):
+    """Distinct clients per query per day, updated as searches arrive (feeds the trending rank)."""
+
+    __tablename__ = "search_daily"
+    query: Mapped[str] = mapped_column(String(200), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    clients: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Event(Identified):
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now, index=True)
+    type: Mapped[str] = mapped_column(String(64), index=True)
+    actor_id: Mapped[int | None] = mapped_column(Integer)  # no FK: history outlives accounts
+    actor: Mapped[str] = mapped_column(String(64), default="")
+    ip: Mapped[str] = mapped_column(String(45), default="")
+    path: Mapped[str] = mapped_column(String(255), default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class OutboxMail(Identified):
+    __tablename__ = "outbox"
+    to_addr: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    template: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Backup(Identified):
+    __tablename__ = "backups"
+    filename: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    sha256: Mapped[str] = mapped_column(String(64))
+    row_counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    schema_revision: Mapped[str] = mapped_column(String(32))
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True  # deleting a user looks here
+    )

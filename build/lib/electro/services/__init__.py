@@ -1,0 +1,1 @@
+"""Business rules: plain async functions taking an AsyncSession; no Quart imports."""

@@ -1,0 +1,85 @@
+"""Catalogue reads (S1): categories, a category's products sorted and paginated, one product."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from electro.errors import NotFound
+from electro.models import Category, Product
+from electro.services.paging import clamp
+
+PAGE_SIZE = 24
+MAX_ID = 2**31 - 1  # ids beyond the INTEGER range cannot exist (and would fail to bind)
+SORTS = {"name": Product.name, "company": Product.company, "price": Product.price_cents}
+DIRECTIONS = ("asc", "desc")
+
+
+@dataclass(frozen=True)
+class CategoryPage:
+    category: Category
+    products: list[Product]
+    sort: str
+    direction: str
+    page: int
+    pages: int
+    total: int
+
+
+def format_price(cents: int) -> str:
+    """Exact money from integer cents: 123456 -> "€1,234.56" (no float on the way)."""
+    sign = "-" if cents < 0 else ""
+    whole, rest = divmod(abs(cents), 100)
+    return f"{sign}€{whole:,}.{rest:02d}"
+
+
+async def categories_with_counts(db: AsyncSession) -> list[tuple[Category, int]]:
+    query = (
+        select(Category, func.count(Product.id))
+        .outerjoin(Product, Product.category_id == Category.id)
+        .group_by(Category.id)
+        .order_by(Category.name)
+    )
+    return [(c, n) for c, n in (await db.execute(query)).all()]
+
+
+async def category_page(
+    db: AsyncSession, category_id: int, sort: str, direction: str, page: int
+) -> CategoryPage:
+    """Unknown sort keys fall back to name ascending; the page is clamped to 1..last."""
+    category = await db.get(Category, category_id) if 0 < category_id <= MAX_ID else None
+    if category is None:
+        raise NotFound("There is no such category.")
+    sort = sort if sort in SORTS else "name"
+    direction = direction if direction in DIRECTIONS else "asc"
+    total = await db.scalar(
+        select(func.count(Product.id)).where(Product.category_id == category_id)
+    ) or 0
+    page, pages = clamp(page, total, PAGE_SIZE)
+    column = SORTS[sort]
+    order = column.asc() if direction == "asc" else column.desc()
+    products = await db.scalars(
+        select(Product)
+        .where(Product.category_id == category_id)
+        .order_by(order, Product.id.asc() if direction == "asc" else Product.id.desc())
+        .limit(PAGE_SIZE)
+        .offset((page - 1) * PAGE_SIZE)
+    )
+    return CategoryPage(category, list(products), sort, direction, page, pages, total)
+
+
+async def product(db: AsyncSession, product_id: int) -> tuple[Product, Category]:
+    if not 0 < product_id <= MAX_ID:
+        raise NotFound("There is no such product.")
+    row = (
+        await db.execute(
+            select(Product, Category)
+            .join(Category, Category.id == Product.category_id)
+            .where(Product.id == product_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("There is no such product.")
+    return row[0], row[1]

@@ -1,0 +1,41 @@
+"""Live search (S2) and trending suggestions (S3), served through the worker's search cache
+(electro.services.search_cache)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from markupsafe import Markup
+from quart import Blueprint, Response, request
+from quart_rate_limiter import rate_limit
+
+from electro.web import client_identity, db, is_htmx, render, runtime
+
+bp = Blueprint("search", __name__)
+
+
+def _fragment(html: str) -> Response:
+    response = Response(html, content_type="text/html; charset=utf-8")
+    response.headers.add("Vary", "HX-Request")
+    return response
+
+
+@bp.get("/search")
+@rate_limit(60, timedelta(minutes=1))
+async def search_page() -> Response:
+    value = request.args.get("q", "")
+    cache = runtime().search_cache
+    query, html, hits = await cache.results(db(), value)
+    await cache.record(db(), query, hits, client_identity())
+    if is_htmx():
+        return _fragment(html)
+    return await render(
+        "search.html", "partials/search_results.html", q=value, query=query,
+        results_html=Markup(html),  # noqa: S704 - our own rendered fragment
+        trending_html=Markup(await cache.trending(db())),  # noqa: S704
+    )
+
+
+@bp.get("/trending")
+async def trending_fragment() -> Response:
+    return _fragment(await runtime().search_cache.trending(db()))

@@ -1,0 +1,39 @@
+"""Catalogue pages (S1): home, a category's products (sorted, paginated), one product."""
+
+from __future__ import annotations
+
+from markupsafe import Markup
+from quart import Blueprint, Response, request
+
+from electro.services import catalog
+from electro.services.paging import page_number
+from electro.web import db, render, runtime
+
+bp = Blueprint("shop", __name__)
+
+
+@bp.get("/")
+async def index() -> Response:
+    categories = await catalog.categories_with_counts(db())
+    return await render(
+        "index.html", "partials/categories.html", categories=categories,
+        trending_html=Markup(await runtime().search_cache.trending(db())),  # noqa: S704 - our own rendered fragment
+    )
+
+
+@bp.get("/categories/<int:category_id>")
+async def category(category_id: int) -> Response:
+    args = request.args
+    listing = await catalog.category_page(
+        db(), category_id, args.get("sort", "name"), args.get("dir", "asc"),
+        page_number(args.get("page", 1)),
+    )
+    return await render("category.html", "partials/product_rows.html", listing=listing)
+
+
+@bp.get("/products/<int:product_id>")
+async def product(product_id: int) -> Response:
+    item, item_category = await catalog.product(db(), product_id)
+    return await render(
+        "product.html", "partials/product.html", product=item, category=item_category
+    )
