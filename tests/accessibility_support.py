@@ -13,11 +13,25 @@ from sqlalchemy import select
 
 from electro.models import Category, Product, User
 from tests.admin_helpers import seed_every_table
-from tests.browser import LiveServer, session_cookie, watch_errors
+from tests.browser import (
+    LiveServer,
+    axe_violations,
+    describe_violations,
+    session_cookie,
+    watch_errors,
+)
 from tests.conftest import make_user
 from tests.shop.conftest import CATALOGUE, add_catalogue
 
 ROLES = ("anonymous", "user", "admin")
+
+# Violations in files another branch owns right now: (rule id, pattern of the node's HTML,
+# reason). Each must still occur, so the entry goes as soon as that branch's fix lands.
+KNOWN_EXCEPTIONS = [
+    ("aria-allowed-attr", r'^<a [^>]*class="sort sorted-(asc|desc)"[^>]* aria-sort="',
+     "fixed by the admin-registry branch: aria-sort belongs on the <th>, not on the sort link "
+     "(partials/admin_table.html)"),
+]
 
 
 @dataclass
@@ -45,6 +59,44 @@ async def seed_shop(app: Any, live_server: LiveServer) -> Shop:
             shop.cookies[role] = await session_cookie(
                 live_server, db, await db.get_one(User, user.id))
     return shop
+
+
+def unexcused(violations: list[dict[str, Any]], used: set[str]) -> list[dict[str, Any]]:
+    """``violations`` less the nodes a known exception covers (its rule id goes into ``used``)."""
+    left = []
+    for violation in violations:
+        nodes = violation["nodes"]
+        for rule_id, pattern, _reason in KNOWN_EXCEPTIONS:
+            if violation["id"] == rule_id:
+                excused = [n for n in nodes if re.search(pattern, n["html"])]
+                if excused:
+                    used.add(rule_id)
+                nodes = [n for n in nodes if n not in excused]
+        if nodes:
+            left.append({**violation, "nodes": nodes})
+    return left
+
+
+@dataclass
+class Audit:
+    """axe-core's findings on each page or state checked, less the known exceptions."""
+
+    checked: list[str] = field(default_factory=list)  # labels of the pages and states
+    findings: list[str] = field(default_factory=list)
+    exceptions_used: set[str] = field(default_factory=set)
+
+    async def check(self, page: Any, label: str) -> None:
+        await page.wait_for_function(
+            "() => typeof htmx === 'object' && !document.querySelector('.htmx-request')")
+        violations = unexcused(await axe_violations(page), self.exceptions_used)
+        self.checked.append(label)
+        if violations:
+            self.findings.append(f"{label}:\n{describe_violations(violations)}")
+
+    def assert_clean(self) -> None:
+        assert not self.findings, "WCAG 2.1 A/AA violations:\n" + "\n".join(self.findings)
+        stale = {rule for rule, _, _ in KNOWN_EXCEPTIONS} - self.exceptions_used
+        assert not stale, f"known exceptions no longer needed, remove them: {stale}"
 
 
 @asynccontextmanager

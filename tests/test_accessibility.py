@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -19,16 +18,9 @@ import pytest
 from sqlalchemy import select
 
 from electro.models import Backup
-from tests.accessibility_support import ROLES, Shop, csrf_token, role_page, seed_shop
-from tests.browser import axe_source, axe_violations, describe_violations
+from tests.accessibility_support import ROLES, Audit, Shop, csrf_token, role_page, seed_shop
+from tests.browser import axe_source
 
-# Violations in files another branch owns right now: (rule id, pattern of the node's HTML,
-# reason). Each must still occur, so the entry goes as soon as that branch's fix lands.
-KNOWN_EXCEPTIONS = [
-    ("aria-allowed-attr", r'^<a [^>]*class="sort sorted-(asc|desc)"[^>]* aria-sort="',
-     "fixed by the admin-registry branch: aria-sort belongs on the <th>, not on the sort link "
-     "(partials/admin_table.html)"),
-]
 PARAMETER = re.compile(r"<(?:[^<>:]+:)?([^<>]+)>")
 
 
@@ -66,43 +58,6 @@ async def kind_of(request: Any, path: str) -> str:
     if not (await response.text()).lstrip()[:15].lower().startswith("<!doctype html"):
         return "fragment"  # audited where a page swaps it in
     return "page"
-
-
-def unexcused(violations: list[dict[str, Any]], used: set[str]) -> list[dict[str, Any]]:
-    """``violations`` less the nodes a known exception covers (its rule id goes into ``used``)."""
-    left = []
-    for violation in violations:
-        nodes = violation["nodes"]
-        for rule_id, pattern, _reason in KNOWN_EXCEPTIONS:
-            if violation["id"] == rule_id:
-                excused = [n for n in nodes if re.search(pattern, n["html"])]
-                if excused:
-                    used.add(rule_id)
-                nodes = [n for n in nodes if n not in excused]
-        if nodes:
-            left.append({**violation, "nodes": nodes})
-    return left
-
-
-@dataclass
-class Audit:
-    """What the sweep saw: audited pages per role, findings, and the routes it skipped."""
-
-    pages: dict[str, list[str]] = field(default_factory=lambda: {r: [] for r in ROLES})
-    findings: list[str] = field(default_factory=list)
-    exceptions_used: set[str] = field(default_factory=set)
-
-    async def check(self, page: Any, label: str) -> None:
-        await page.wait_for_function(
-            "() => typeof htmx === 'object' && !document.querySelector('.htmx-request')")
-        violations = unexcused(await axe_violations(page), self.exceptions_used)
-        if violations:
-            self.findings.append(f"{label}:\n{describe_violations(violations)}")
-
-    def assert_clean(self) -> None:
-        assert not self.findings, "WCAG 2.1 A/AA violations:\n" + "\n".join(self.findings)
-        stale = {rule for rule, _, _ in KNOWN_EXCEPTIONS} - self.exceptions_used
-        assert not stale, f"known exceptions no longer needed, remove them: {stale}"
 
 
 async def _fills(app: Any, shop: Shop, admin_request: Any) -> dict[tuple[str, ...], Any]:
@@ -165,6 +120,7 @@ async def test_every_page_passes_wcag_21_aa_for_every_role(
 ) -> None:
     shop = await seed_shop(app, live_server)
     audit = Audit()
+    pages: dict[str, list[str]] = {role: [] for role in ROLES}
     skipped: dict[str, set[str]] = {}
     async with role_page(browser, shop, "admin", browser_errors) as page:
         paths = page_paths(app.url_map.iter_rules(), await _fills(app, shop, page.request))
@@ -178,17 +134,18 @@ async def test_every_page_passes_wcag_21_aa_for_every_role(
                         continue
                     await page.goto(path)
                     await audit.check(page, f"{role} {path}")
-                    audit.pages[role].append(path)
+                    pages[role].append(path)
     audit.assert_clean()
     reached = {endpoint for endpoint, urls in paths.items()
-               if any(path in urls for role in ROLES for path in audit.pages[role])}
+               if any(path in urls for role in ROLES for path in pages[role])}
     # A route audited for nobody is fine when a rule says it is no page (a redirect, a
     # download, a fragment); one that only refuses, whoever asks, has a stale fill or is broken.
     unreached = {endpoint: kinds for endpoint, kinds in skipped.items()
                  if endpoint not in reached and all(k.startswith("refused") for k in kinds)}
     assert not unreached, unreached
-    print({role: len(pages) for role, pages in audit.pages.items()},
+    print("pages audited per role:", {role: len(visited) for role, visited in pages.items()},
+          "not pages:",
           {endpoint: sorted(kinds) for endpoint, kinds in skipped.items()
            if endpoint not in reached})
-    assert len(audit.pages["admin"]) > len(audit.pages["user"]) > len(audit.pages["anonymous"])
+    assert len(pages["admin"]) > len(pages["user"]) > len(pages["anonymous"])
     assert browser_errors == []
