@@ -12,10 +12,14 @@ const CONTROLS = "a[href], button:not([disabled]), select:not([disabled]), texta
   " input:not([type=hidden]):not([disabled])";
 let focusInSwap = false;
 
+function within(content, selector) {
+  return content.matches(selector) ? content : content.querySelector(selector);
+}
+
 function focusInto(content) {
-  const place = content.querySelector('[aria-invalid="true"]')
-    || content.querySelector('[role="alert"], [role="status"]')
-    || content.querySelector(CONTROLS)
+  const place = within(content, '[aria-invalid="true"]')
+    || within(content, '[role="alert"], [role="status"]')
+    || within(content, CONTROLS)
     || content;
   if (!place.matches(CONTROLS)) place.setAttribute("tabindex", "-1"); // focusable, not tabbable
   place.focus();
@@ -34,7 +38,8 @@ document.addEventListener("htmx:beforeSwap", (event) => {
   focusInSwap = active !== null && active !== document.body && event.detail.target.contains(active);
 });
 
-document.addEventListener("htmx:afterSettle", (event) => {
+document.addEventListener("htmx:afterSwap", (event) => {
+  if (!(event.target instanceof Element)) return; // htmx also signals the text between elements
   markField(event.target);
   const active = document.activeElement;
   const lost = focusInSwap && (active === null || active === document.body);
