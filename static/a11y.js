@@ -35,7 +35,8 @@ function markField(message) {
 
 document.addEventListener("htmx:beforeSwap", (event) => {
   const active = document.activeElement;
-  focusInSwap = active !== null && active !== document.body && event.detail.target.contains(active);
+  focusInSwap = active !== null && active !== document.body
+    && Boolean(event.detail.target?.contains(active));
 });
 
 document.addEventListener("htmx:afterSwap", (event) => {
@@ -45,8 +46,14 @@ document.addEventListener("htmx:afterSwap", (event) => {
   const lost = focusInSwap && (active === null || active === document.body);
   focusInSwap = false;
   if (!lost) return;
-  // A boosted link swaps the whole body: its new content is the main part of the page.
-  focusInto(event.target === document.body ? document.getElementById("main") : event.target);
+  if (event.target === document.body) { // a boosted link: a new page, read from its heading
+    const main = document.getElementById("main");
+    const heading = main.querySelector("h1") || main;
+    heading.setAttribute("tabindex", "-1");
+    heading.focus();
+  } else {
+    focusInto(event.target);
+  }
 });
 
 document.addEventListener("DOMContentLoaded", () => {

@@ -1,6 +1,6 @@
 """WCAG 2.1 AA in the states where problems hide, not just first loads (issue 16): a form
 showing field errors, the live search results open, an admin row in edit mode (and refused),
-a group action asking for confirmation, and the error pages 404 and 429."""
+a group action asking for confirmation, and the error pages 403, 404 and 429."""
 
 from __future__ import annotations
 
@@ -93,11 +93,15 @@ async def test_states_pass_wcag_21_aa(
         await _register_with_errors(page, audit)
         await _search_open(page, audit)
         await _error_pages(page, audit)
+    async with role_page(browser, shop, "user", browser_errors) as page:
+        response = await page.goto("/admin")
+        assert response.status == 403
+        await audit.check(page, "403 page (a shopper at /admin)")
     async with role_page(browser, shop, "admin", browser_errors) as page:
         await _row_editor(page, audit, shop.product_id)
         await _group_action_confirmation(page, audit, idle.id)
     audit.assert_clean()
     print("states audited:", len(audit.checked), audit.checked)
     # Chromium logs each 4xx answer of a page load: the errors this test asked for.
-    expected = ("status of 404", "status of 422", "status of 429")
+    expected = ("status of 403", "status of 404", "status of 422", "status of 429")
     assert [e for e in browser_errors if not any(s in e for s in expected)] == []

@@ -67,6 +67,12 @@ async def htmx_ready(page: Any, selector: str) -> None:
 
 
 @pytest.fixture
+def live_server_env(live_server_env: dict[str, str]) -> dict[str, str]:
+    # Trending shows a search at once instead of after the cache's few seconds.
+    return {**live_server_env, "ELECTRO_SEARCH_CACHE_SECONDS": "0"}
+
+
+@pytest.fixture
 async def shop(app: Any, live_server: Any) -> Shop:
     return await seed_shop(app, live_server)
 
@@ -88,6 +94,18 @@ async def test_search_and_open_a_result_by_keyboard(
         await page.keyboard.press("Enter")
         await page.wait_for_url(f"**/products/{shop.product_id}")
         assert await page.locator("h1").inner_text() == "Quiet Keyboard"
+
+        # The search now trends; its link loads the search page into this one (boosted): the
+        # focus starts at the new page's heading, as after a page load, not on <body>.
+        await page.goto("/")
+        await page.wait_for_function("() => typeof htmx === 'object'")
+        trend = page.locator(".trending-list a", has_text="quiet")
+        await tab_to(page, trend)
+        await page.keyboard.press("Enter")
+        await page.wait_for_url("**/search?q=quiet")
+        await page.locator("main .result-name").first.wait_for()
+        await focus_is_visible(page)
+        assert await page.locator("main h1").evaluate("el => el === document.activeElement")
     assert browser_errors == []
 
 
