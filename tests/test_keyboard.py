@@ -60,8 +60,8 @@ async def focus_within(locator: Any) -> bool:
 
 
 async def htmx_ready(page: Any, selector: str) -> None:
-    """Wait until htmx has processed ``selector`` (a form just swapped in): a key pressed
-    before that would reach the plain form and load a page."""
+    """Wait until htmx has processed ``selector`` (a form or link just swapped in): a key
+    pressed before that would reach the plain form or link and load a page."""
     await page.wait_for_function(
         "s => document.querySelector(s)?.['htmx-internal-data'] !== undefined", arg=selector)
 
@@ -131,6 +131,7 @@ async def test_register_by_keyboard(shop: Shop, browser: Any, browser_errors: li
         await page.locator("#password_confirm-error").filter(has_text="differ").wait_for()
         await focus_is_visible(page)
         assert await username.evaluate("el => el === document.activeElement")  # first error
+        await htmx_ready(page, "#username")  # the page is new: its live validation too
 
         await page.keyboard.press("Control+A")
         await page.keyboard.type("kim_keys")
@@ -206,6 +207,7 @@ async def test_edit_an_admin_row_by_keyboard(
         await page.keyboard.press("Enter")
         await editor.wait_for()
         await page.keyboard.type("a name never saved")
+        await htmx_ready(page, f"#row-{product}-editor .cancel")  # else Escape loads the list
         await page.keyboard.press("Escape")  # cancels
         await editor.wait_for(state="detached")
         await focus_is_visible(page)
@@ -235,6 +237,7 @@ async def test_tick_rows_and_run_a_group_action_by_keyboard(
         result = page.locator("#action-result")
         confirm = result.get_by_role("button", name="Yes, delete 1")
         await confirm.wait_for()
+        await htmx_ready(page, "#action-result form")
         assert await in_live_region(result.get_by_text("will be deleted"))
         await tab_to(page, confirm)  # the next stop after the button that asked
         await page.keyboard.press("Enter")
