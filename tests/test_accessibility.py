@@ -1,5 +1,6 @@
 """WCAG 2.1 AA (EN 301 549's reference) in a real Chromium with axe-core: every page a shopper,
-a signed-in user and an admin can reach, and the states where problems hide (issue 16).
+a signed-in user and an admin can reach (issue 16; the states where problems hide are in
+test_accessibility_states.py).
 
 The pages come from the URL map: every GET route, its path parameters filled from real rows, is
 fetched as each role. A complete HTML document answered 200 is a page and is audited; what is
@@ -9,8 +10,10 @@ route added later is audited without anyone listing it.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -18,6 +21,7 @@ import pytest
 from sqlalchemy import select
 
 from electro.models import Backup
+from tests import browser as harness
 from tests.accessibility_support import ROLES, Audit, Shop, csrf_token, role_page, seed_shop
 from tests.browser import axe_source
 
@@ -76,7 +80,7 @@ async def _fills(app: Any, shop: Shop, admin_request: Any) -> dict[tuple[str, ..
         first = re.search(r'<tr id="row-(\d+)"', listing)
         assert first, f"the seeded {table} table shows no row"
         rows.append({"table": table, "row_id": first[1]})
-    fills: dict[tuple[str, ...], list[dict[str, Any]]] = {
+    return {
         ("category_id",): [{"category_id": shop.category_id}],
         ("product_id",): [{"product_id": shop.product_id}],
         ("backup_id",): [{"backup_id": backup_id}],
@@ -85,11 +89,18 @@ async def _fills(app: Any, shop: Shop, admin_request: Any) -> dict[tuple[str, ..
         ("key",): [{"key": "a-key-from-a-mail"}],
         ("filename",): [{"filename": "app.css"}],
     }
-    return fills
 
 
-def test_the_vendored_axe_core_is_the_recorded_release() -> None:
+def test_axe_core_is_used_only_as_the_recorded_release(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert "axe v4.14.1" in axe_source()[:40]
+    tampered = tmp_path / "axe.min.js"
+    tampered.write_bytes(harness.AXE_FILE.read_bytes().replace(b"wcag2aa", b"wcag2xx"))
+    monkeypatch.setattr(harness, "AXE_FILE", tampered)
+    axe_source.cache_clear()
+    with pytest.raises(AssertionError, match="not the recorded"):
+        axe_source()
 
 
 def test_the_walk_fills_every_route_and_names_one_it_cannot(app: Any) -> None:
@@ -124,7 +135,8 @@ async def test_every_page_passes_wcag_21_aa_for_every_role(
     skipped: dict[str, set[str]] = {}
     async with role_page(browser, shop, "admin", browser_errors) as page:
         paths = page_paths(app.url_map.iter_rules(), await _fills(app, shop, page.request))
-    for role in ROLES:
+
+    async def sweep(role: str) -> None:
         async with role_page(browser, shop, role, browser_errors) as page:
             for endpoint, endpoint_paths in paths.items():
                 for path in endpoint_paths:
@@ -135,6 +147,8 @@ async def test_every_page_passes_wcag_21_aa_for_every_role(
                     await page.goto(path)
                     await audit.check(page, f"{role} {path}")
                     pages[role].append(path)
+
+    await asyncio.gather(*(sweep(role) for role in ROLES))  # the roles side by side
     audit.assert_clean()
     reached = {endpoint for endpoint, urls in paths.items()
                if any(path in urls for role in ROLES for path in pages[role])}
