@@ -10,10 +10,15 @@ Registered by ``pytest_plugins = ["tests.browser"]`` in tests/conftest.py. Use::
 
     @pytest.mark.browser
     async def test_x(live_server, page, browser_errors): ...
+
+``axe_violations(page)`` audits the page as it is now with the vendored axe-core
+(tests/assets/axe-core), WCAG 2.0/2.1 A and AA rules only.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import subprocess
 import sys
@@ -45,6 +50,10 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 STARTUP_TIMEOUT_SECONDS = 15.0
+AXE_FILE = Path(__file__).parent / "assets" / "axe-core" / "axe.min.js"
+AXE_SHA256 = "29348999450cdf2849a8e70b7912fc2da85a849da39c0d0d5394f51d4a9ed95c"  # axe-core 4.14.1
+# The success criteria of WCAG 2.1 level AA (EN 301 549's reference), as axe-core tags them.
+WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
 @dataclass
@@ -142,7 +151,8 @@ def browser_errors() -> list[str]:
     return []
 
 
-def _watch(page: Any, errors: list[str]) -> None:
+def watch_errors(page: Any, errors: list[str]) -> None:
+    """Collect ``page``'s console errors and uncaught errors into ``errors``."""
     def on_console(message: Any) -> None:
         if message.type == "error":
             errors.append(f"console: {message.text} ({message.location.get('url', '')})")
@@ -155,7 +165,7 @@ def _watch(page: Any, errors: list[str]) -> None:
 async def page(browser: Any, browser_errors: list[str]) -> AsyncIterator[Any]:
     context = await browser.new_context()
     tab = await context.new_page()
-    _watch(tab, browser_errors)
+    watch_errors(tab, browser_errors)
     yield tab
     await context.close()
 
@@ -165,7 +175,7 @@ async def js_disabled_page(browser: Any, browser_errors: list[str]) -> AsyncIter
     """A page with JavaScript off, for progressive-enhancement tests (forms work without htmx)."""
     context = await browser.new_context(java_script_enabled=False)
     tab = await context.new_page()
-    _watch(tab, browser_errors)
+    watch_errors(tab, browser_errors)
     yield tab
     await context.close()
 
@@ -180,3 +190,42 @@ async def session_cookie(live_server: LiveServer, db: AsyncSession, user: User) 
     auth = signer.extensions["QUART_AUTH"][0]
     return {"name": auth.cookie_name, "value": auth.dump_token(token, app=signer),
             "url": live_server.url}
+
+
+@functools.cache
+def axe_source() -> str:
+    """The vendored axe-core, refused unless it is byte for byte the recorded release."""
+    data = AXE_FILE.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != AXE_SHA256:
+        raise AssertionError(f"{AXE_FILE} has SHA-256 {digest}, not the recorded {AXE_SHA256}: "
+                             "restore it (tests/assets/axe-core/README.md says how)")
+    return data.decode()
+
+
+async def axe_violations(page: Any) -> list[dict[str, Any]]:
+    """axe-core's WCAG 2.0/2.1 A and AA violations on the page as it is now.
+
+    Evaluated through the DevTools protocol, which the page's CSP does not govern: the page
+    keeps its real policy (a ``<script>`` tag of ours would be refused, as it should be)."""
+    if not await page.evaluate("typeof window.axe === 'object'"):
+        await page.evaluate(axe_source())
+    result: list[dict[str, Any]] = await page.evaluate(
+        """async tags => (await axe.run(document, {runOnly: {type: "tag", values: tags},
+                                                  resultTypes: ["violations"]})).violations
+               .map(v => ({id: v.id, impact: v.impact, help: v.help,
+                           nodes: v.nodes.map(n => ({target: n.target.join(" "),
+                                                     html: n.html}))}))""",
+        WCAG_21_AA,
+    )
+    return result
+
+
+def describe_violations(violations: list[dict[str, Any]]) -> str:
+    """Per rule: its id, impact and help text, then each node that breaks it (its CSS
+    selector and the start of its HTML)."""
+    return "\n".join(
+        f"  {v['id']} ({v['impact']}): {v['help']}"
+        + "".join(f"\n    {n['target']}  {n['html'][:120]}" for n in v["nodes"])
+        for v in violations
+    )

@@ -88,8 +88,11 @@ async def test_dashboard_page_shows_counts_and_csp_safe_charts(
     assert html.count("<svg") == 3
     assert html.count('<rect class="bar"') == 90  # three charts, 30 days each
     assert "style=" not in html
-    assert "<script" not in html.replace(
-        '<script src="/static/htmx.min.js" defer></script>', "")  # only the vendored file
+    static_scripts = ('<script src="/static/htmx.min.js" defer></script>',  # vendored
+                      '<script src="/static/a11y.js" defer></script>')  # focus after swaps
+    for script in static_scripts:
+        html = html.replace(script, "")
+    assert "<script" not in html  # only the static files: no inline script
     assert "no-store" in response.headers["Cache-Control"]
     fragment = await (await admin_client.get("/admin", htmx=True)).get_data(as_text=True)
     assert 'id="dashboard"' in fragment
