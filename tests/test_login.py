@@ -87,6 +87,12 @@ async def test_a_local_next_is_followed(app: Any, client: Client) -> None:
     assert response.headers["Location"] == "/account?tab=sessions"
 
 
+async def test_a_look_alike_next_is_sent_percent_encoded(app: Any, client: Client) -> None:
+    await make_user(app, "ann")
+    response = await log_in(client, "ann", form={"next": "/／／evil.com"})
+    assert response.headers["Location"] == "/%EF%BC%8F%EF%BC%8Fevil.com"
+
+
 async def test_every_login_starts_a_new_session(app: Any, client: Client) -> None:
     user = await make_user(app, "ann")
     others = [Client(app), Client(app)]

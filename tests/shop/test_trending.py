@@ -162,3 +162,14 @@ async def test_a_signed_in_client_is_its_account_not_its_address(
             assert response.status_code == 200
     async with app.extensions["electro"].sessions() as db:
         assert await db.scalar(select(SearchDaily.clients)) == 2  # ann once, bob once
+
+
+async def test_searches_from_other_sites_do_not_count(
+    uncached: None, app: Any, client: Client, catalogue: dict[str, int]
+) -> None:
+    for site in ("cross-site", "same-site"):
+        response = await client.get("/search?q=lumen", headers={"Sec-Fetch-Site": site})
+        assert response.status_code == 200 and "Lumen" in await response.get_data(as_text=True)
+    assert await count_rows(app, SearchRecord) == 0
+    await client.get("/search?q=lumen", headers={"Sec-Fetch-Site": "same-origin"})
+    assert await count_rows(app, SearchRecord) == 1
