@@ -145,14 +145,14 @@ async def test_concurrent_failures_from_one_address_lock_it_from_there_only(
     responses = await asyncio.gather(*(
         log_in(client, "ann", f"wrong guess {n}", scope_base=attacker) for n in range(8)))
     assert {r.status_code for r in responses} == {200}
+    user = await user_row(app, "ann")
+    assert (user.failed_logins, user.locked_until) == (5, None)
     pair = await failure_row(app, "ann", "198.51.100.7")
     assert pair is not None and pair.failures == 8  # attempts keep counting while locked
     assert pair.locked_until is not None
     # Locked for 15 minutes from the fifth failure, which came after the window opened.
     assert pair.locked_until - pair.window_started_at >= timedelta(minutes=15)
     assert pair.locked_until - timedelta(minutes=15) <= clock.now()
-    user = await user_row(app, "ann")
-    assert (user.failed_logins, user.locked_until) == (5, None)
     [lock] = await events_of(app, "authn_login_lock")
     assert (lock.details["scope"], lock.ip) == ("address", "198.51.100.7")
     assert len(await events_of(app, "authn_login_fail")) == 8
@@ -193,7 +193,7 @@ async def test_concurrent_failures_from_many_addresses_lock_the_account_for_ever
     assert user.locked_until is not None and user.failed_window_started_at is not None
     assert user.locked_until - timedelta(minutes=15) <= clock.now()
     [lock] = await events_of(app, "authn_login_lock")
-    assert (lock.details["scope"], lock.details["failures"]) == ("account", 50)
+    assert (lock.details.get("scope"), lock.details["failures"]) == ("account", 50)
     [mail] = await mailbox.wait_for("ann@example.com")
     assert mail["Subject"] == "Your E-lectro account is locked for a while"
     assert "locked for everyone" in body_of(mail)
