@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import delete
 
-from electro import clock
+from electro import clock, tasks
 from electro.app import create_app
 from electro.config import SettingsError, load_settings
 from electro.models import LoginFailure, User
@@ -142,6 +142,7 @@ async def test_rotating_ipv6_addresses_in_one_network_does_not_help(app: Any) ->
 
 
 async def test_stale_counts_are_purged_and_live_ones_kept(app: Any) -> None:
+    assert "purge_stale_failures" in [job.__name__ for job in tasks.JOBS]
     rt = app.extensions["electro"]
     await make_user(app, "ann")
     await guess(app, "203.0.113.1", 5)  # locked for 15 minutes

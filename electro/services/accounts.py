@@ -1,4 +1,5 @@
-"""Log-in, the failed-attempt lock and the signed-in account's own actions (SPEC A3, A4, A7).
+"""Log-in, the failed-attempt locks (per client address, then for everyone) and the signed-in
+account's own actions (SPEC A3, A4, A7).
 
 Every log-in failure looks the same from outside (one message, one status, one hash
 verification's worth of time); only the account's owner learns by e-mail that the account is
