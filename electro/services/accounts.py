@@ -213,7 +213,8 @@ async def _explain_refusal(
     db: AsyncSession, settings: Settings, user: User, ip: str, now: datetime
 ) -> str | None:
     """Why an account with the right password may not sign in (None: it may), mailing the
-    owner the reason at most once per NOTICE_EVERY. A lock was mailed when it was set;
+    owner the reason at most once per NOTICE_EVERY. A lock was mailed when it was set (unless
+    another notice had gone out within NOTICE_EVERY);
     a blocked IP is the admin's business, not the owner's."""
     if await db.scalar(select(sessions.ip_blocked(ip, now))):
         return "ip_blocked"
@@ -263,6 +264,8 @@ async def authenticate(
         await events.record(db, "authn_login_fail", actor_id=user.id, actor=user.username, ip=ip,
                             login=login, reason=refusal)
         raise AuthFailed()
+    # This address's count starts afresh, like the account's below; written first, in the
+    # order record_failure writes (address, then account), so the two cannot deadlock.
     await db.execute(delete(LoginFailure).where(LoginFailure.user_id == user.id,
                                                 LoginFailure.ip == address_key(ip)))
     values: dict[str, object] = {"failed_logins": 0, "failed_window_started_at": None,
