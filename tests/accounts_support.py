@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from electro import clock, tasks
-from electro.models import Event, IpBlock, OutboxMail, User, UserSession
+from electro.models import Event, IpBlock, LoginFailure, OutboxMail, User, UserSession
 from electro.tasks import run_jobs_once
 from tests.conftest import TEST_PASSWORD, Client
 
@@ -38,6 +38,13 @@ async def user_row(app: Any, username: str) -> User:
         user = await db.scalar(select(User).where(User.username == username))
         assert user is not None
         return user
+
+
+async def failure_row(app: Any, username: str, address: str) -> LoginFailure | None:
+    """The count of wrong passwords for ``username`` from ``address`` (an IPv6 /64 as such)."""
+    async with app.extensions["electro"].sessions() as db:
+        return await db.scalar(select(LoginFailure).join(User).where(
+            User.username == username, LoginFailure.ip == address))
 
 
 async def session_rows(app: Any, user_id: int | None = None) -> list[UserSession]:

@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 
 from electro import clock
-from tests.accounts_support import events_of, log_in, mail_queued_to, session_rows, user_row
+from tests.accounts_support import (
+    events_of,
+    failure_row,
+    log_in,
+    mail_queued_to,
+    session_rows,
+    user_row,
+)
 from tests.conftest import TEST_PASSWORD, Client, Mailbox, body_of, make_user, sign_in
 
 NEW_PASSWORD = "lanterns over a quiet harbour"
@@ -141,15 +148,28 @@ CURRENT_PASSWORD_FORMS = {
 async def test_wrong_current_passwords_lock_the_account_like_failed_logins(
     app: Any, path: str
 ) -> None:
+    """Counted per client address too (issue 11 finding 7): five lock the form from that
+    address, and the owner can still use it from another."""
     [client] = await _devices(app, "ann", 1)
     form = CURRENT_PASSWORD_FORMS[path]
+    here = {"client": ("192.0.2.1", 4000)}
     for tries in range(1, 6):
-        wrong = await client.post(path, {"current_password": "guess", **form})
+        wrong = await client.post(path, {"current_password": "guess", **form}, scope_base=here)
         assert wrong.status_code == 200  # the count commits
         assert (await user_row(app, "ann")).failed_logins == tries
-    assert (await user_row(app, "ann")).locked_until is not None
-    locked = await client.post(path, {"current_password": TEST_PASSWORD, **form})
+    assert (await user_row(app, "ann")).locked_until is None  # not locked for everyone
+    locked = await client.post(path, {"current_password": TEST_PASSWORD, **form},
+                               scope_base=here)
     assert "Too many wrong passwords" in await locked.get_data(as_text=True)
     assert len(await events_of(app, "authn_login_lock")) == 1
     assert (await user_row(app, "ann")).email == "ann@example.com"  # nothing changed
     assert await mail_queued_to(app, "new@example.com") == 0
+    notices = await mail_queued_to(app, "ann@example.com")  # the lock's, so far
+    elsewhere = await client.post(path, {"current_password": TEST_PASSWORD, **form},
+                                  scope_base={"client": ("192.0.2.2", 4000)})
+    assert elsewhere.status_code < 400
+    assert "Too many wrong passwords" not in await elsewhere.get_data(as_text=True)
+    # Accepted: the owner is told of the new password or the address change.
+    assert await mail_queued_to(app, "ann@example.com") == notices + 1
+    pair = await failure_row(app, "ann", "192.0.2.1")
+    assert pair is not None and pair.failures == 5 and pair.locked_until is not None

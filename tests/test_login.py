@@ -20,6 +20,7 @@ from tests.accounts_support import (
     GENERIC,
     block_ip,
     events_of,
+    failure_row,
     log_in,
     mask_csrf,
     queued_mail,
@@ -136,41 +137,78 @@ async def test_unknown_user_and_wrong_password_look_identical(
     assert (await user_row(app, "ann")).failed_logins == 1
 
 
-async def test_concurrent_failures_are_all_counted_and_lock_the_account(
+async def test_concurrent_failures_from_one_address_lock_it_from_there_only(
     app: Any, mailbox: Mailbox
 ) -> None:
-    """Twenty wrong guesses at once, from twenty addresses (so the per-IP limit does not
-    interfere): every one is counted; the fifth sets the lock, exactly once."""
+    """Eight wrong guesses at once from one address (the per-IP limit allows ten a minute):
+    every one is counted; the fifth locks the account from that address, exactly once; the
+    three made while it was locked could not have succeeded, so they do not count for the
+    account, and another address signs in."""
+    await make_user(app, "ann")
+    client = Client(app)
+    await client.refresh_token()
+    attacker = {"client": ("198.51.100.7", 4000)}
+    responses = await asyncio.gather(*(
+        log_in(client, "ann", f"wrong guess {n}", scope_base=attacker) for n in range(8)))
+    assert {r.status_code for r in responses} == {200}
+    user = await user_row(app, "ann")
+    assert (user.failed_logins, user.locked_until) == (5, None)
+    pair = await failure_row(app, "ann", "198.51.100.7")
+    assert pair is not None and pair.failures == 8  # attempts keep counting while locked
+    assert pair.locked_until is not None
+    # Locked for 15 minutes from the fifth failure, which came after the window opened.
+    assert pair.locked_until - pair.window_started_at >= timedelta(minutes=15)
+    assert pair.locked_until - timedelta(minutes=15) <= clock.now()
+    [lock] = await events_of(app, "authn_login_lock")
+    assert (lock.details["scope"], lock.ip) == ("address", "198.51.100.7")
+    assert len(await events_of(app, "authn_login_fail")) == 8
+    [mail] = await mailbox.wait_for("ann@example.com")
+    assert "locked" in mail["Subject"]
+    assert "198.51.100.7" in body_of(mail) and "until" in body_of(mail)
+
+    refused = await log_in(client, "ann", scope_base=attacker)  # the right password
+    assert refused.status_code == 200 and GENERIC in await refused.get_data(as_text=True)
+    assert (await events_of(app, "authn_login_fail"))[-1].details["reason"] == (
+        "locked_from_address")
+    assert await queued_mail(app, "account_locked") == 1  # no second mail for the refusal
+
+    assert (await log_in(Client(app), "ann")).status_code == 302  # the owner, elsewhere
+    clock.advance(timedelta(minutes=15, seconds=1))  # the lock lifts by its date alone
+    assert (await log_in(client, "ann", scope_base=attacker)).status_code == 302
+    assert await failure_row(app, "ann", "198.51.100.7") is None  # a success forgets the count
+    user = await user_row(app, "ann")
+    assert (user.failed_logins, user.locked_until, user.failed_window_started_at) == (0, None,
+                                                                                      None)
+
+
+async def test_concurrent_failures_from_many_addresses_lock_the_account_for_everyone(
+    app: Any, mailbox: Mailbox
+) -> None:
+    """Sixty wrong guesses at once from sixty addresses: every one is counted; the fiftieth
+    (ELECTRO_LOGIN_ACCOUNT_LOCK_THRESHOLD) locks the account everywhere, exactly once."""
     await make_user(app, "ann")
     client = Client(app)
     await client.refresh_token()
     responses = await asyncio.gather(*(
         log_in(client, "ann", f"wrong guess {n}", scope_base={"client": (f"10.0.0.{n}", 4000)})
-        for n in range(20)
+        for n in range(60)
     ))
     assert {r.status_code for r in responses} == {200}
     user = await user_row(app, "ann")
-    assert user.failed_logins == 20  # attempts keep counting while locked
+    assert user.failed_logins == 60
     assert user.locked_until is not None and user.failed_window_started_at is not None
-    # Locked for 15 minutes from the fifth failure, which came after the window opened.
-    assert user.locked_until - user.failed_window_started_at >= timedelta(minutes=15)
     assert user.locked_until - timedelta(minutes=15) <= clock.now()
-    assert len(await events_of(app, "authn_login_lock")) == 1
-    assert len(await events_of(app, "authn_login_fail")) == 20
+    [lock] = await events_of(app, "authn_login_lock")
+    assert (lock.details.get("scope"), lock.details["failures"]) == ("account", 50)
     [mail] = await mailbox.wait_for("ann@example.com")
-    assert "locked" in mail["Subject"]
-    assert "until" in body_of(mail)
+    assert mail["Subject"] == "Your E-lectro account is locked for a while"
+    assert "locked for everyone" in body_of(mail)
 
-    refused = await log_in(client, "ann")  # the right password, while locked
+    refused = await log_in(Client(app), "ann")  # the right password, from a fresh address
     assert refused.status_code == 200 and GENERIC in await refused.get_data(as_text=True)
     assert (await events_of(app, "authn_login_fail"))[-1].details["reason"] == "locked"
-    assert await queued_mail(app, "account_locked") == 1  # no second mail for the refusal
-
-    clock.advance(timedelta(minutes=15, seconds=1))  # the lock lifts by its date alone
+    clock.advance(timedelta(minutes=15, seconds=1))
     assert (await log_in(client, "ann")).status_code == 302
-    user = await user_row(app, "ann")
-    assert (user.failed_logins, user.locked_until, user.failed_window_started_at) == (0, None,
-                                                                                      None)
 
 
 async def test_failures_outside_the_window_start_a_new_count(app: Any) -> None:
