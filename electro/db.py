@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import ARRAY, Integer, MetaData, any_, bindparam, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -67,6 +68,12 @@ def among(db: AsyncSession, column: Any, ids: Sequence[int]) -> Any:
     if db.get_bind().dialect.name == "postgresql":
         return column == any_(bindparam(None, list(ids), type_=ARRAY(Integer)))
     return column.in_(ids)
+
+
+def upsert_insert(db: AsyncSession) -> Any:
+    """The dialect's ``insert`` construct, which has ``on_conflict_do_update``/``_nothing``
+    (SQLite and PostgreSQL spell the same upsert)."""
+    return sqlite.insert if db.get_bind().dialect.name == "sqlite" else postgresql.insert
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -21,6 +21,8 @@ def whole_number(raw: str, *, minimum: int = 0, maximum: int = MAX_INT) -> int:
     if (value.isascii() and value.isdigit() and len(value) <= len(str(maximum))
             and minimum <= int(value) <= maximum):
         return int(value)
+    if maximum == MAX_INT:  # the column's limit, not a rule of the field: not worth saying
+        raise FieldError(f"Enter a whole number, {minimum} or more")
     raise FieldError(f"Enter a whole number from {minimum} to {maximum:,}")
 
 

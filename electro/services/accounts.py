@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import DateTime, String, case, delete, func, literal, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from electro import clock
 from electro.config import Settings
+from electro.db import upsert_insert
 from electro.errors import DomainError, InvalidInput, NotFound
 from electro.models import AccountBlock, Event, LoginFailure, User, UserSession
 from electro.security.passwords import Passwords
@@ -66,10 +65,6 @@ def address_key(ip: str) -> str:
     return str(address)
 
 
-def _upsert(db: AsyncSession) -> Any:
-    return sqlite.insert if db.get_bind().dialect.name == "sqlite" else postgresql.insert
-
-
 async def _count_from_address(
     db: AsyncSession, settings: Settings, user_id: int, address: str, now: datetime,
     lock_until: datetime,
@@ -83,7 +78,7 @@ async def _count_from_address(
     new_count = case((stale, 1), else_=LoginFailure.failures + 1)
     first = select(User.id, literal(address, String), literal(1), literal(now, DateTime),
                    literal(lock_until if threshold == 1 else None, DateTime))
-    upsert = _upsert(db)(LoginFailure).from_select(
+    upsert = upsert_insert(db)(LoginFailure).from_select(
         ["user_id", "ip", "failures", "window_started_at", "locked_until"],
         first.where(User.id == user_id),  # no row, no count, once the account is deleted
     )

@@ -47,7 +47,8 @@ class Settings:
     max_sessions_per_user: int = 3
     key_ttl_minutes: int = 15
     key_max_attempts: int = 5
-    login_lock_threshold: int = 5
+    login_lock_threshold: int = 5  # per (account, client address)
+    login_account_lock_threshold: int = 50  # from all addresses together: locks for everyone
     login_lock_window_minutes: int = 15
     login_lock_minutes: int = 15
     password_min_length: int = 12
@@ -159,6 +160,12 @@ def _check(s: Settings) -> None:
     if s.max_form_bytes < 1024 or s.max_form_fields < 10:
         raise SettingsError("ELECTRO_MAX_FORM_BYTES must be at least 1024 and "
                             "ELECTRO_MAX_FORM_FIELDS at least 10")
+    if not 0 < s.login_lock_threshold < s.login_account_lock_threshold:
+        raise SettingsError(
+            "ELECTRO_LOGIN_ACCOUNT_LOCK_THRESHOLD (failed log-ins from all addresses that lock "
+            "an account for everyone) must be greater than ELECTRO_LOGIN_LOCK_THRESHOLD (from "
+            f"one address), which must be at least 1; got {s.login_account_lock_threshold} and "
+            f"{s.login_lock_threshold}")
     parse_rate(s.default_rate_limit, "ELECTRO_DEFAULT_RATE_LIMIT")
 
 

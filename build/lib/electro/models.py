@@ -189,3 +189,19 @@ class Backup(Identified):
     created_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), index=True  # deleting a user looks here
     )
+
+
+class LoginFailure(Base):
+    """Wrong passwords for one account from one client address (IPv6: its /64), counted in a
+    window like ``users.failed_logins``; reaching ELECTRO_LOGIN_LOCK_THRESHOLD locks the account
+    from that address only (issue 11 finding 7). The key (user_id, ip) makes counting one
+    atomic upsert; rows past their window and lock are dead and purged by a tidy-up job."""
+
+    __tablename__ = "login_failures"
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True  # the key leads with it
+    )
+    ip: Mapped[str] = mapped_column(String(45), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[datetime] = mapped_column(DateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)

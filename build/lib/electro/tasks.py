@@ -12,7 +12,16 @@ from quart import current_app
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from electro.config import Settings
-from electro.services import blocking, events, keys, mail, recovery, registration, sessions
+from electro.services import (
+    accounts,
+    blocking,
+    events,
+    keys,
+    mail,
+    recovery,
+    registration,
+    sessions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +56,7 @@ JOBS: list[Job] = [
     in_transaction(event_retention),
     in_transaction(keys.purge_expired_keys),
     in_transaction(blocking.lift_due_blocks),
+    in_transaction(accounts.purge_stale_failures),
 ]
 
 

@@ -1,4 +1,5 @@
-"""Log-in, the failed-attempt lock and the signed-in account's own actions (SPEC A3, A4, A7).
+"""Log-in, the failed-attempt locks (per client address, then for everyone) and the signed-in
+account's own actions (SPEC A3, A4, A7).
 
 Every log-in failure looks the same from outside (one message, one status, one hash
 verification's worth of time); only the account's owner learns by e-mail that the account is
@@ -7,16 +8,18 @@ locked, blocked or inactive, and only when the right password was given.
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import DateTime, String, case, delete, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from electro import clock
 from electro.config import Settings
+from electro.db import upsert_insert
 from electro.errors import DomainError, InvalidInput, NotFound
-from electro.models import AccountBlock, Event, User, UserSession
+from electro.models import AccountBlock, Event, LoginFailure, User, UserSession
 from electro.security.passwords import Passwords
 from electro.services import events, sessions
 from electro.services.events import clean_text
@@ -47,42 +50,150 @@ async def find_by_login(db: AsyncSession, login: str) -> User | None:
     )
 
 
-async def record_failure(db: AsyncSession, settings: Settings, user: User, ip: str) -> bool:
-    """Count one failed attempt in a single atomic UPDATE (concurrent failures are all
-    counted); returns True when this very attempt locked the account.
+def address_key(ip: str) -> str:
+    """The client address wrong passwords are counted under: an IPv6 client by its /64 (one
+    customer's network, within which addresses are free to rotate), IPv4 as it is (also when
+    a dual-stack server reports it IPv4-mapped). Anything else, as given."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip[:45]
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(address) >> 64 << 64, 64)))
+    return str(address)
 
-    The counter restarts at 1 when the window has passed. The lock is set by the attempt that
-    makes the count reach the threshold, so exactly one of any number of concurrent attempts
-    sets it and mails the owner; attempts during the lock keep counting but do not extend it.
-    """
-    now = clock.now()
+
+async def _count_from_address(
+    db: AsyncSession, settings: Settings, user_id: int, address: str, now: datetime,
+    lock_until: datetime,
+) -> tuple[int, datetime | None] | None:
+    """One wrong password from ``address``, counted in a single INSERT ... ON CONFLICT DO
+    UPDATE (concurrent ones are all counted, and exactly one reaches the threshold): the
+    count and lock of (account, address) after it; None when the account is gone."""
+    threshold = settings.login_lock_threshold
+    window_start = now - timedelta(minutes=settings.login_lock_window_minutes)
+    stale = LoginFailure.window_started_at < window_start
+    new_count = case((stale, 1), else_=LoginFailure.failures + 1)
+    first = select(User.id, literal(address, String), literal(1), literal(now, DateTime),
+                   literal(lock_until if threshold == 1 else None, DateTime))
+    upsert = upsert_insert(db)(LoginFailure).from_select(
+        ["user_id", "ip", "failures", "window_started_at", "locked_until"],
+        first.where(User.id == user_id),  # no row, no count, once the account is deleted
+    )
+    row = (await db.execute(
+        upsert.on_conflict_do_update(
+            index_elements=[LoginFailure.user_id, LoginFailure.ip],
+            set_={
+                "failures": new_count,
+                "window_started_at": case((stale, now), else_=LoginFailure.window_started_at),
+                "locked_until": case((new_count == threshold, lock_until),
+                                     else_=LoginFailure.locked_until),
+            },
+        ).returning(LoginFailure.failures, LoginFailure.locked_until)
+    )).one_or_none()
+    return None if row is None else (row.failures, row.locked_until)
+
+
+async def _count_for_account(
+    db: AsyncSession, settings: Settings, user_id: int, now: datetime, lock_until: datetime,
+) -> int:
+    """One wrong password counted against the account from every address, in a single
+    UPDATE; the count after it (0 when the account is gone)."""
     window_start = now - timedelta(minutes=settings.login_lock_window_minutes)
     stale = or_(User.failed_window_started_at.is_(None),
                 User.failed_window_started_at < window_start)
     new_count = case((stale, 1), else_=User.failed_logins + 1)
-    lock_until = now + timedelta(minutes=settings.login_lock_minutes)
-    count = (await db.execute(
+    count: int | None = (await db.execute(
         update(User)
-        .where(User.id == user.id)
+        .where(User.id == user_id)
         .values(
             failed_logins=new_count,
             failed_window_started_at=case((stale, now), else_=User.failed_window_started_at),
             locked_until=case(
-                (new_count == settings.login_lock_threshold, lock_until),
+                (new_count == settings.login_account_lock_threshold, lock_until),
                 else_=User.locked_until,
             ),
         )
         .returning(User.failed_logins)
         .execution_options(synchronize_session=False)
-    )).scalar()  # None: the account was deleted meanwhile
-    just_locked = count == settings.login_lock_threshold
-    if just_locked:
-        await events.record(db, "authn_login_lock", actor_id=user.id, actor=user.username, ip=ip,
-                            failures=count, until=lock_until.isoformat())
+    )).scalar()
+    return count or 0
+
+
+async def record_failure(db: AsyncSession, settings: Settings, user: User, ip: str) -> bool:
+    """Count one wrong password for ``user`` from ``ip``; True when this very attempt locked
+    the account, from that address or for everyone.
+
+    Two counters, each one atomic statement: per (account, address), whose threshold locks
+    the account from that address only (so a stranger cannot lock the owner out of their own
+    network), and for the account from all addresses, whose higher threshold locks it for
+    everyone (the last line against guessing from many addresses). A counter restarts at 1
+    when its window has passed; the attempt that reaches a threshold sets that lock, so
+    exactly one of any number of concurrent attempts sets it; attempts during a lock keep
+    counting but do not extend it. A wrong password from an address that is locked already
+    could not have signed in whatever it was, so it is no guess and does not count for the
+    account: one address alone can never lock the account for everyone.
+    The counters are always written in this order (address, then account), as on success,
+    so concurrent log-ins cannot deadlock on PostgreSQL.
+    """
+    now = clock.now()
+    lock_until = now + timedelta(minutes=settings.login_lock_minutes)
+    address = address_key(ip)
+    counted = await _count_from_address(db, settings, user.id, address, now, lock_until)
+    if counted is None:
+        return False  # the account was deleted meanwhile
+    failures, address_locked_until = counted
+    locked_here = failures == settings.login_lock_threshold
+    if not locked_here and address_locked_until is not None and address_locked_until > now:
+        return False
+    account_failures = await _count_for_account(db, settings, user.id, now, lock_until)
+    locked_everywhere = account_failures == settings.login_account_lock_threshold
+    if locked_here:
+        await _record_lock(db, user, ip, "address", failures, lock_until)
+    if locked_everywhere:
+        await _record_lock(db, user, ip, "account", account_failures, lock_until)
+    # A lock from one address is mailed at most once per NOTICE_EVERY, like every log-in
+    # notice, however many addresses get locked; the lock for everyone is always mailed (it
+    # happens at most once per lock period, and it is the one that keeps the owner out).
+    if locked_everywhere or (locked_here and not await _notice_sent_recently(db, user.id, now)):
         await send_mail(db, settings, user.email, "account_locked", username=user.username,
                         until=_when(lock_until), minutes=settings.login_lock_window_minutes,
-                        failures=count)
-    return just_locked
+                        failures=account_failures if locked_everywhere else failures,
+                        address=None if locked_everywhere else address)
+        await events.record(db, "authn_login_notice", actor_id=user.id, actor=user.username,
+                            ip=ip, template="account_locked")
+    return locked_here or locked_everywhere
+
+
+async def _record_lock(
+    db: AsyncSession, user: User, ip: str, scope: str, failures: int, until: datetime
+) -> None:
+    """``scope``: "address" (the account is locked from ``ip``) or "account" (for everyone)."""
+    await events.record(db, "authn_login_lock", actor_id=user.id, actor=user.username, ip=ip,
+                        scope=scope, failures=failures, until=until.isoformat())
+
+
+async def _address_locked_until(
+    db: AsyncSession, user_id: int, ip: str, now: datetime
+) -> datetime | None:
+    """When the lock on the account from ``ip`` lifts; None when there is none in force."""
+    until: datetime | None = await db.scalar(select(LoginFailure.locked_until).where(
+        LoginFailure.user_id == user_id, LoginFailure.ip == address_key(ip),
+        LoginFailure.locked_until > now))
+    return until
+
+
+async def purge_stale_failures(db: AsyncSession, settings: Settings) -> int:
+    """Tidy-up job: forget per-address counts whose window and lock have both passed (the
+    next failure would start afresh from them anyway). Correctness never depends on it."""
+    now = clock.now()
+    window_start = now - timedelta(minutes=settings.login_lock_window_minutes)
+    result = await db.execute(delete(LoginFailure).where(
+        LoginFailure.window_started_at < window_start,
+        or_(LoginFailure.locked_until.is_(None), LoginFailure.locked_until <= now)))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def _notice_sent_recently(db: AsyncSession, user_id: int, now: datetime) -> bool:
@@ -97,12 +208,15 @@ async def _explain_refusal(
     db: AsyncSession, settings: Settings, user: User, ip: str, now: datetime
 ) -> str | None:
     """Why an account with the right password may not sign in (None: it may), mailing the
-    owner the reason at most once per NOTICE_EVERY. A lock was already mailed when it was set;
+    owner the reason at most once per NOTICE_EVERY. A lock was mailed when it was set (unless
+    another notice had gone out within NOTICE_EVERY);
     a blocked IP is the admin's business, not the owner's."""
     if await db.scalar(select(sessions.ip_blocked(ip, now))):
         return "ip_blocked"
     if user.locked_until is not None and user.locked_until > now:
         return "locked"
+    if await _address_locked_until(db, user.id, ip, now) is not None:
+        return "locked_from_address"
     if user.is_active:
         block = await db.scalar(
             select(AccountBlock)
@@ -145,6 +259,10 @@ async def authenticate(
         await events.record(db, "authn_login_fail", actor_id=user.id, actor=user.username, ip=ip,
                             login=login, reason=refusal)
         raise AuthFailed()
+    # This address's count starts afresh, like the account's below; written first, in the
+    # order record_failure writes (address, then account), so the two cannot deadlock.
+    await db.execute(delete(LoginFailure).where(LoginFailure.user_id == user.id,
+                                                LoginFailure.ip == address_key(ip)))
     values: dict[str, object] = {"failed_logins": 0, "failed_window_started_at": None,
                                  "locked_until": None, "last_login_at": now}
     if passwords.needs_rehash(user.password_hash):
@@ -208,10 +326,14 @@ async def check_current_password(
     a wrong one counts as a failed log-in (it is the same guess against the same secret), so a
     stolen session cannot be used to try passwords without limit. The form must answer below
     400 so the count commits."""
-    if user.locked_until is not None and user.locked_until > clock.now():
+    now = clock.now()
+    locks = [until for until in (user.locked_until,
+                                 await _address_locked_until(db, user.id, ip, now))
+             if until is not None and until > now]
+    if locks:
         raise InvalidInput(errors={"current_password": (
             "Too many wrong passwords were tried on this account. Try again after "
-            f"{_when(user.locked_until)}.")})
+            f"{_when(max(locks))}.")})
     if not await passwords.verify(user.password_hash, password):
         await record_failure(db, settings, user, ip)
         await events.record(db, failure_event, actor_id=user.id, actor=user.username, ip=ip,

@@ -15,10 +15,10 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from sqlalchemy import case, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from electro import clock
+from electro.db import upsert_insert
 from electro.models import SearchDaily, SearchRecord
 from electro.services.search import normalise
 
@@ -57,10 +57,6 @@ def counts(query: str, results: int, disallowed: frozenset[str]) -> bool:
     return len(query) >= MIN_QUERY_LENGTH and results > 0 and not is_disallowed(query, disallowed)
 
 
-def _insert(db: AsyncSession):  # type: ignore[no-untyped-def]
-    return sqlite.insert if db.get_bind().dialect.name == "sqlite" else postgresql.insert
-
-
 async def record(
     db: AsyncSession, query: str, client: str, results: int, disallowed: frozenset[str]
 ) -> bool:
@@ -69,7 +65,7 @@ async def record(
     if not counts(query, results, disallowed):
         return False
     now = clock.now()
-    insert = _insert(db)
+    insert = upsert_insert(db)
     inserted = await db.scalar(
         insert(SearchRecord)
         .values(

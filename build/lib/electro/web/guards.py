@@ -112,10 +112,12 @@ async def sign_out() -> None:
 def local_path(target: str | None, default: str = "/") -> str:
     """Only same-site paths for ``next`` (no open redirect to //evil.example). Browsers drop
     tabs and line breaks from a URL and read a backslash as a slash, so "/", a tab, then
-    "/evil.example" would also leave the site: a control character or backslash refuses it."""
+    "/evil.example" would also leave the site: a control character or backslash refuses it.
+    What passes is sent percent-encoded: a look-alike such as '／' (U+FF0F) reaches the browser
+    as %EF%BC%8F, plainly part of the path."""
     if (target and target.startswith("/") and not target.startswith("//")
             and not any(c < " " or c in "\\\x7f" for c in target)):
-        return target
+        return quote(target, safe="/?&=%#:;@+,!$'()*~-._")
     return default
 
 

@@ -26,7 +26,11 @@ async def search_page() -> Response:
     value = request.args.get("q", "")
     cache = runtime().search_cache
     query, html, hits = await cache.results(db(), value)
-    await cache.record(db(), query, hits, client_identity())
+    # Only searches made on the shop count towards trending: a popular page elsewhere linking
+    # to /search?q=... (the browser says "cross-site") cannot push a query. A browser too old
+    # to say is counted.
+    if request.headers.get("Sec-Fetch-Site") not in ("cross-site", "same-site"):
+        await cache.record(db(), query, hits, client_identity())
     if is_htmx():
         return _fragment(html)
     return await render(
