@@ -53,7 +53,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     app = Quart(__name__, static_folder=str(STATIC))
     app.url_map.converters["int"] = IdConverter  # before any route is added
     # Pages by plain name ("index.html"), fragments as "partials/<name>.html".
-    app.jinja_loader = FileSystemLoader([PACKAGE / "templates", PACKAGE])  # type: ignore[assignment]
+    app.jinja_loader = FileSystemLoader([PACKAGE / "templates", PACKAGE])
     app.extensions["electro"] = Runtime(settings, Passwords(settings),
                                         SearchCache(settings, render_template))
     app.config.update(
@@ -100,7 +100,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     if settings.trusted_proxy_hops:
         from hypercorn.middleware import ProxyFixMiddleware
 
-        app.asgi_app = ProxyFixMiddleware(  # type: ignore[assignment]
+        app.asgi_app = ProxyFixMiddleware(  # type: ignore[method-assign]
             app.asgi_app, mode="legacy", trusted_hops=settings.trusted_proxy_hops
         )
     logging.basicConfig(level=logging.INFO)

@@ -176,7 +176,7 @@ async def end_user_sessions(
     except optionally the one making the request."""
     where = UserSession.user_id == user_id
     if keep_session_id is not None:
-        where = and_(where, UserSession.id != keep_session_id)  # type: ignore[assignment]
+        where = and_(where, UserSession.id != keep_session_id)
     return await end_sessions(db, where, reason)
 
 

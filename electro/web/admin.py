@@ -90,7 +90,7 @@ async def _backups_page(status: int = 200, message: str = "", error: str = "") -
 
 
 async def _confirmed() -> bool:
-    return (await request.form).get("confirm", "").strip() == "RESTORE"
+    return str((await request.form).get("confirm", "")).strip() == "RESTORE"
 
 
 async def _restore(path: Path, max_bytes: int | None = None) -> Response:

@@ -47,7 +47,7 @@ class ElectroUser(AuthUser):
         return self._account
 
     @property
-    async def is_authenticated(self) -> bool:  # type: ignore[override]
+    async def is_authenticated(self) -> bool:
         return await self.account() is not None
 
 
