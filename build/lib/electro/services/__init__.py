@@ -1,1 +1,0 @@
-"""Business rules: plain async functions taking an AsyncSession; no Quart imports."""
