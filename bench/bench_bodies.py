@@ -9,7 +9,6 @@ latencies in milliseconds.
 
 from __future__ import annotations
 
-import http.client
 import select
 import socket
 import statistics
@@ -24,19 +23,6 @@ import support
 ATTACKERS = 6
 ATTACK_BODY = b"a&" * (8 * 1024 * 1024 - 1)  # just under 16 MiB
 GETS = 300
-
-
-def _get_home(port: int) -> float:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    start = time.perf_counter()
-    conn.request("GET", "/")
-    response = conn.getresponse()
-    response.read()
-    elapsed = time.perf_counter() - start
-    conn.close()
-    if response.status != 200:
-        raise RuntimeError(f"GET / answered {response.status}")
-    return elapsed
 
 
 def _attack(port: int, answers: list[tuple[int, float]]) -> None:
@@ -82,8 +68,8 @@ def main() -> None:
         support.electro(env, "seed-demo", "--products", "300")
         with support.server(env, workers=2) as port:
             for _ in range(20):
-                _get_home(port)  # warm up both workers
-            alone = [_get_home(port) for _ in range(GETS)]
+                support.timed_get(port, "/")  # warm up both workers
+            alone = [support.timed_get(port, "/") for _ in range(GETS)]
             answers: list[tuple[int, float]] = []
             attackers = [threading.Thread(target=_attack, args=(port, answers))
                          for _ in range(ATTACKERS)]
@@ -91,7 +77,7 @@ def main() -> None:
                 thread.start()
             during = []
             while any(t.is_alive() for t in attackers) or len(during) < GETS:
-                during.append(_get_home(port))
+                during.append(support.timed_get(port, "/"))
             for thread in attackers:
                 thread.join()
     statuses = sorted({status for status, _ in answers})

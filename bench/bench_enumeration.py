@@ -9,40 +9,14 @@ its standard error. |z| below 2 is what chance alone gives; before the fix it wa
 
 from __future__ import annotations
 
-import http.client
-import re
 import statistics
 import tempfile
-import time
 from pathlib import Path
-from urllib.parse import urlencode
 
 import support
 
 RUNS = 200
 KNOWN = "bench@example.com"
-
-
-def _timed_post(port: int, path: str, email: str) -> float:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request("GET", path)
-    response = conn.getresponse()
-    page = response.read().decode()
-    cookie = (response.getheader("Set-Cookie") or "").split(";", 1)[0]
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    if not match or not cookie:
-        raise RuntimeError(f"{path} carries no CSRF token or session cookie")
-    body = urlencode({"csrf_token": match.group(1), "email": email})
-    start = time.perf_counter()
-    conn.request("POST", path, body=body, headers={
-        "Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
-    response = conn.getresponse()
-    response.read()
-    elapsed = time.perf_counter() - start
-    conn.close()
-    if response.status != 200:
-        raise RuntimeError(f"POST {path} answered {response.status}")
-    return elapsed
 
 
 def _z(a: list[float], b: list[float]) -> float:
@@ -65,11 +39,12 @@ def main() -> None:
         with support.server(env, workers=1) as port:
             for path in ("/password/reset",):
                 for _ in range(10):
-                    _timed_post(port, path, "warm@example.com")
+                    support.timed_form_post(port, path, {"email": "warm@example.com"}, 200)
                 known, unknown = [], []
                 for n in range(RUNS):
-                    known.append(_timed_post(port, path, KNOWN))
-                    unknown.append(_timed_post(port, path, f"nobody{n}@example.com"))
+                    known.append(support.timed_form_post(port, path, {"email": KNOWN}, 200))
+                    unknown.append(support.timed_form_post(
+                        port, path, {"email": f"nobody{n}@example.com"}, 200))
                 z = f"{_z(known, unknown):.1f}"
                 rows += [_row(f"{path}, registered address", known),
                          _row(f"{path}, unknown address", unknown, z)]

@@ -77,27 +77,45 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
     sys.exit(f"server did not answer /healthz within 30 s:\n{log.read_text()[-3000:]}")
 
 
-def timed_login(port: int, login: str, password: str, expect: int) -> float:
-    """A fresh browser: GET the form (cookie and CSRF token), then time only the POST."""
+def timed_get(port: int, path: str) -> float:
+    """One GET on a new connection, timed; it must answer 200."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    start = time.perf_counter()
+    conn.request("GET", path)
+    response = conn.getresponse()
+    response.read()
+    elapsed = time.perf_counter() - start
+    conn.close()
+    if response.status != 200:
+        raise RuntimeError(f"GET {path} answered {response.status}")
+    return elapsed
+
+
+def timed_form_post(port: int, path: str, fields: dict[str, str], expect: int) -> float:
+    """A fresh browser: GET the form page (cookie and CSRF token), then time only the POST."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request("GET", "/login")
+    conn.request("GET", path)
     response = conn.getresponse()
     page = response.read().decode()
     cookie = (response.getheader("Set-Cookie") or "").split(";", 1)[0]
     match = re.search(r'name="csrf_token" value="([^"]+)"', page)
     if not match or not cookie:
-        raise RuntimeError("the login form carries no CSRF token or session cookie")
-    body = urlencode({"csrf_token": match.group(1), "login": login, "password": password})
+        raise RuntimeError(f"{path} carries no CSRF token or session cookie")
+    body = urlencode({"csrf_token": match.group(1), **fields})
     start = time.perf_counter()
-    conn.request("POST", "/login", body=body, headers={
+    conn.request("POST", path, body=body, headers={
         "Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
     response = conn.getresponse()
     response.read()
     elapsed = time.perf_counter() - start
     conn.close()
     if response.status != expect:
-        raise RuntimeError(f"POST /login as {login!r} answered {response.status}, not {expect}")
+        raise RuntimeError(f"POST {path} answered {response.status}, not {expect}")
     return elapsed
+
+
+def timed_login(port: int, login: str, password: str, expect: int) -> float:
+    return timed_form_post(port, "/login", {"login": login, "password": password}, expect)
 
 
 @contextmanager
