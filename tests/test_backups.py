@@ -525,6 +525,13 @@ async def test_upload_over_the_limit_is_refused(engine: AsyncEngine, settings: S
     assert manifest.row_counts == made.row_counts
 
 
+async def test_an_unknown_backup_is_not_found(engine: AsyncEngine) -> None:
+    async with make_sessionmaker(engine)() as db:
+        with pytest.raises(backups.BackupError, match=r"^there is no backup #12345$") as missing:
+            await backups.get_backup(db, 12345)
+    assert missing.value.status == 404
+
+
 @pytest.mark.parametrize("name", ["../secret_key", "/etc/passwd", "..", ".hidden", "a/b.zip", ""])
 def test_backup_path_never_leaves_the_folder(settings: Settings, name: str) -> None:
     with pytest.raises(backups.BackupError, match="not a plain file name"):

@@ -14,6 +14,7 @@ The package is split at the seam between the file and the database:
 from electro.services.backups.dump import snapshot_tables
 from electro.services.backups.fileformat import BackupError, Manifest, TableEntry
 from electro.services.backups.orchestration import (
+    BackupNotFound,
     Restored,
     backup_path,
     create_backup,
@@ -26,6 +27,7 @@ from electro.services.backups.progress import Progress
 
 __all__ = [
     "BackupError",
+    "BackupNotFound",
     "Manifest",
     "Progress",
     "Restored",

@@ -18,17 +18,22 @@ from typing import TypeVar
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from electro import clock, models
+from electro import clock, errors, models
 from electro.config import Settings
 from electro.migrate import current_revision, head_revision
 from electro.services.backups import dump, fileformat, load
-from electro.services.backups.databases import database_for
+from electro.services.backups.databases import Database, database_for
 from electro.services.backups.fileformat import BackupError, Manifest
 from electro.services.backups.progress import Progress, summed
 from electro.services.events import NOBODY, Actor
 
 _T = TypeVar("_T")
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+
+
+class BackupNotFound(BackupError, errors.NotFound):
+    """No backup has that id: a 404, and still a ``BackupError`` for the callers that catch
+    every refusal of a backup alike."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,7 @@ async def list_backups(db: AsyncSession) -> list[models.Backup]:
 async def get_backup(db: AsyncSession, backup_id: int) -> models.Backup:
     backup = await db.get(models.Backup, backup_id)
     if backup is None:
-        raise BackupError(f"there is no backup #{backup_id}")
+        raise BackupNotFound(f"there is no backup #{backup_id}")
     return backup
 
 
@@ -89,7 +94,7 @@ async def create_backup(
     progress: Progress | None = None,
 ) -> models.Backup:
     """Write a snapshot of every table to ``settings.backup_dir`` and record it (row + event)."""
-    made = await _write_file(engine, settings, "backup", progress)
+    made = await _write_file(engine, database_for(engine.dialect), settings, "backup", progress)
     async with AsyncSession(engine, expire_on_commit=False) as db, db.begin():
         return await _record(db, made, actor)
 
@@ -106,7 +111,11 @@ class _File:
 
 
 async def _write_file(
-    engine: AsyncEngine, settings: Settings, label: str, progress: Progress | None
+    engine: AsyncEngine,
+    database: Database,
+    settings: Settings,
+    label: str,
+    progress: Progress | None,
 ) -> _File:
     folder = settings.backup_dir
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
@@ -114,9 +123,7 @@ async def _write_file(
     final = folder / filename
     partial = folder / (filename + ".partial")  # renamed once complete: never half a file listed
     try:
-        manifest = await dump.write_snapshot(
-            engine, database_for(engine.dialect), partial, label, progress
-        )
+        manifest = await dump.write_snapshot(engine, database, partial, label, progress)
         size, digest = await asyncio.to_thread(fileformat.seal, partial, final)
     except BaseException:
         await asyncio.to_thread(partial.unlink, missing_ok=True)
@@ -177,7 +184,9 @@ async def restore_backup(
         """Started on the first call (before or after the load, see above)."""
         nonlocal safety
         if safety is None:
-            safety = asyncio.ensure_future(_write_file(engine, settings, "safety", report))
+            safety = asyncio.ensure_future(
+                _write_file(engine, database, settings, "safety", report)
+            )
         return safety
 
     try:
