@@ -107,7 +107,7 @@ class Database(ABC):
 
     @abstractmethod
     async def empty(self, conn: AsyncConnection, tables: Sequence[Table]) -> None:
-        """Delete every row of ``tables`` (parents before children)."""
+        """Delete every row of ``tables`` (given parents first)."""
 
     @abstractmethod
     async def insert_rows(self, conn: AsyncConnection, table: Table, rows: list[Row]) -> None:
