@@ -74,8 +74,8 @@ async def _insert_all(
     try:
         for table in restored:
             convert = _Converter(table, database)
-            decoded = fileformat.read_rows(reader, entries[table.name])
-            rows = (convert.rows(batch) for batch in decoded)  # converted in the reading thread
+            # Converted in the reading thread; map() keeps no decoded batch alive meanwhile.
+            rows = map(convert.rows, fileformat.read_rows(reader, entries[table.name]))
             async with aclosing(_prefetched(rows)) as batches:
                 async for batch in batches:
                     await database.insert_rows(conn, table, batch)
