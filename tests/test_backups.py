@@ -38,6 +38,7 @@ from electro.models import (
     UserSession,
 )
 from electro.services import backups, mail, search
+from electro.services.backups import databases, fileformat
 
 PG_URL = os.environ.get("ELECTRO_TEST_DATABASE_URL", "")
 CLEAR_PASSWORD = "correct horse battery staple 42"
@@ -225,7 +226,7 @@ async def test_backup_is_consistent_while_writers_run(
             async with progressed:
                 progressed.notify_all()
 
-    dump_table = backups._dump_table
+    dump_table = backups.dump.dump_table
     seen: list[int] = []
 
     async def dump_after_more_writes(*args: Any) -> backups.TableEntry:
@@ -236,7 +237,7 @@ async def test_backup_is_consistent_while_writers_run(
         seen.append(committed)
         return await dump_table(*args)
 
-    monkeypatch.setattr(backups, "_dump_table", dump_after_more_writes)
+    monkeypatch.setattr(backups.dump, "dump_table", dump_after_more_writes)
     task = asyncio.create_task(writer())
     try:
         made = await backups.create_backup(engine, settings)
@@ -310,14 +311,15 @@ async def test_restore_failing_midway_changes_nothing(
         db.add(User(username="carol", email="carol@example.com", password_hash="x"))
     before = await dump(engine)
 
-    insert_rows = backups._insert_rows
+    database = type(databases.database_for(engine.dialect))
+    insert_rows = database.insert_rows
 
-    async def fail_at_products(conn: Any, load: Any, rows: Any) -> None:
-        if load.table.name == "products":  # users, categories... are already back in by now
+    async def fail_at_products(self: Any, conn: Any, table: Any, rows: Any) -> None:
+        if table.name == "products":  # users, categories... are already back in by now
             raise RuntimeError("disk full")
-        await insert_rows(conn, load, rows)
+        await insert_rows(self, conn, table, rows)
 
-    monkeypatch.setattr(backups, "_insert_rows", fail_at_products)
+    monkeypatch.setattr(database, "insert_rows", fail_at_products)
     failed = r"nothing was changed \(RuntimeError: disk full\)"
     with pytest.raises(backups.BackupError, match=failed):
         await backups.restore_backup(engine, settings, backups.backup_path(settings, made))
@@ -334,14 +336,14 @@ async def test_restore_whose_safety_backup_fails_changes_nothing(
     async with make_sessionmaker(engine).begin() as db:
         await db.execute(Product.__table__.delete().where(Product.stock < 10))
     before = await dump(engine)
-    seal = backups._seal
+    seal = fileformat.seal
 
     def fail_for_safety(partial: Path, final: Path) -> tuple[int, str]:
         if "-safety-" in partial.name:
             raise OSError("no space left on device")
         return seal(partial, final)
 
-    monkeypatch.setattr(backups, "_seal", fail_for_safety)
+    monkeypatch.setattr(fileformat, "seal", fail_for_safety)
     with pytest.raises(backups.BackupError, match="no space left on device"):
         await backups.restore_backup(engine, settings, backups.backup_path(settings, made))
     assert_unchanged_but_for_the_safety_backup(before, await dump(engine), safety_taken=False)
@@ -521,6 +523,13 @@ async def test_upload_over_the_limit_is_refused(engine: AsyncEngine, settings: S
         await backups.restore_backup(engine, settings, path, max_bytes=100)
     manifest = await backups.verify_backup(path, max_bytes=made.size_bytes)
     assert manifest.row_counts == made.row_counts
+
+
+async def test_an_unknown_backup_is_not_found(engine: AsyncEngine) -> None:
+    async with make_sessionmaker(engine)() as db:
+        with pytest.raises(backups.BackupError, match=r"^there is no backup #12345$") as missing:
+            await backups.get_backup(db, 12345)
+    assert missing.value.status == 404
 
 
 @pytest.mark.parametrize("name", ["../secret_key", "/etc/passwd", "..", ".hidden", "a/b.zip", ""])
