@@ -132,11 +132,8 @@ async def backups_create() -> Response:
 async def backups_download(backup_id: int) -> Response:
     """The file is found through the backup's row (the service checks the name stays inside the
     backup folder), never from a path the client sent; sent in chunks by quart's file body."""
-    try:
-        backup = await backups.get_backup(db(), backup_id)
-        path = backups.backup_path(runtime().settings, backup)
-    except backups.BackupError as exc:  # not (yet) of the domain family: named here
-        raise errors.NotFound(f"There is no backup file #{backup_id}.") from exc
+    backup = await backups.get_backup(db(), backup_id)  # an unknown id is a NotFound
+    path = backups.backup_path(runtime().settings, backup)
     if not await asyncio.to_thread(path.is_file):
         raise errors.NotFound(f"The file of backup #{backup_id} is gone.")
     return await send_file(path, mimetype="application/zip", as_attachment=True,
