@@ -3,7 +3,11 @@ restore an upload; refusals change nothing."""
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import io
+import json
+import zipfile
 from typing import Any
 
 import pytest
@@ -170,3 +174,30 @@ async def test_upload_over_the_limit_is_refused(
     response = await _upload(admin_client, b"x" * 100_000)
     assert response.status_code == 413
     assert await _products(app) == ["Speaker"] and await _backup_count(app) == 0
+
+
+async def test_a_zip_bomb_upload_is_refused_while_it_streams(
+    app: Any, admin_client: Client
+) -> None:
+    """A real backup whose products member is replaced by 64 MiB of rows compressed to a few
+    dozen KiB (checksum and row count made to match): refused as a bomb, nothing touched."""
+    await _shop_with(app, "Speaker")
+    backup = await _create(app, admin_client)
+    data = await (await admin_client.get(f"/admin/backups/{backup.id}/download")).get_data()
+    rows = 64 * 2**20 // 4
+    bomb = gzip.compress(b"[1]\n" * rows, 9)
+    crafted = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as original, zipfile.ZipFile(crafted, "w") as out:
+        manifest = json.loads(original.read("manifest.json"))
+        for entry in manifest["tables"]:
+            if entry["name"] == "products":
+                entry.update(rows=rows, sha256=hashlib.sha256(bomb).hexdigest())
+        for name in original.namelist():
+            if name not in ("manifest.json", "products.jsonl.gz"):
+                out.writestr(name, original.read(name))
+        out.writestr("products.jsonl.gz", bomb)
+        out.writestr("manifest.json", json.dumps(manifest))
+    response = await _upload(admin_client, crafted.getvalue())
+    text = await response.get_data(as_text=True)
+    assert response.status_code == 422 and "refused as a zip bomb" in text, text
+    assert await _products(app) == ["Speaker"] and await _backup_count(app) == 1

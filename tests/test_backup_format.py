@@ -184,6 +184,61 @@ def _not_a_zip(path: Path) -> None:
     path.write_text("parents,children\n1,2\n")
 
 
+def _manifest_nested_deeply(path: Path) -> None:
+    edit_members(path, lambda m: m.update({MANIFEST: b"[" * 100_000 + b"]" * 100_000}))
+
+
+def _patch_headers(path: Path, name: bytes, patch: Callable[[bytearray, int, bool], None]) -> None:
+    """``patch(data, header_offset, is_local)`` on the local and central headers of ``name``."""
+    data = bytearray(path.read_bytes())
+    for header, name_offset in ((b"PK\x03\x04", 30), (b"PK\x01\x02", 46)):
+        at = data.find(header)
+        while at != -1:
+            if data[at + name_offset:at + name_offset + len(name)] == name:
+                patch(data, at, header == b"PK\x03\x04")
+            at = data.find(header, at + 4)
+    path.write_bytes(bytes(data))
+
+
+def _member_flagged_encrypted(path: Path) -> None:
+    def flag(data: bytearray, at: int, local: bool) -> None:
+        data[at + (6 if local else 8)] |= 0x1  # general purpose bit 0: encrypted
+
+    _patch_headers(path, b"parents.jsonl.gz", flag)
+
+
+def _member_of_an_unknown_method(path: Path) -> None:
+    def method(data: bytearray, at: int, local: bool) -> None:
+        offset = at + (8 if local else 10)
+        data[offset:offset + 2] = (99).to_bytes(2, "little")  # 99: AES, which zipfile lacks
+
+    _patch_headers(path, b"parents.jsonl.gz", method)
+
+
+def _replace_member(path: Path, table: str, data: bytes, rows: int) -> None:
+    """``table``'s member replaced by ``data`` (gzip bytes), manifest checksum and rows to match."""
+
+    def replace(members: dict[str, bytes]) -> None:
+        members[f"{table}.jsonl.gz"] = data
+        manifest = json.loads(members[MANIFEST])
+        table_entry(manifest, table).update(sha256=hashlib.sha256(data).hexdigest(), rows=rows)
+        members[MANIFEST] = json.dumps(manifest).encode()
+
+    edit_members(path, replace)
+
+
+def _zip_bomb(path: Path) -> None:
+    """A few hundred KiB that inflate to 256 MiB of rows, consistent checksum and count."""
+    row = b"[1, 2, null]\n"
+    _replace_member(path, "children", gzip.compress(row * (256 * 2**20 // len(row)), 9),
+                    256 * 2**20 // len(row))
+
+
+def _endless_row(path: Path) -> None:
+    """One row of 2 MiB: a reader would hold all of it in memory at once."""
+    _replace_member(path, "children", gzip.compress(b"[" + b"1," * 2**20 + b"1]\n"), 1)
+
+
 @pytest.mark.parametrize(("damage", "message"), [
     (_wrong_checksum, "^table children: checksum mismatch, the file is damaged$"),
     (_other_rows_same_count, "^table children: checksum mismatch, the file is damaged$"),
@@ -201,6 +256,15 @@ def _not_a_zip(path: Path) -> None:
     (_bytes_flipped, r"^the file is damaged or truncated \(Bad CRC-32"),
     (_truncated, r"^the file is damaged or truncated \("),
     (_not_a_zip, r"^the file is damaged or truncated \(File is not a zip file\)$"),
+    # Crafted files (issue 11): each gave a 500, or inflated into the worker's memory.
+    (_manifest_nested_deeply, r"^this is not an E-lectro backup \(no valid manifest\)$"),
+    (_member_flagged_encrypted, "^parents.jsonl.gz is encrypted; E-lectro backups never are$"),
+    (_member_of_an_unknown_method, "^parents.jsonl.gz uses a compression method E-lectro "
+                                   "backups never use$"),
+    (_zip_bomb, r"^table children: the file inflates to more than 100 times its size, which "
+                r"no backup does \(refused as a zip bomb\)$"),
+    (_endless_row, "^table children: a row is longer than 1,048,576 bytes, which no backup "
+                   "holds$"),
 ])
 def test_a_damaged_file_is_refused_with_a_clear_message(
     tmp_path: Path, damage: Callable[[Path], None], message: str

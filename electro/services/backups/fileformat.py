@@ -40,6 +40,13 @@ MANIFEST = "manifest.json"
 BATCH_ROWS = 5000  # rows per fetch, per compressed chunk and per executemany
 GZIP_LEVEL = 3  # most of level 6's ratio at about twice its speed
 _READ_CHUNK = 1 << 18
+# What a file may hold once inflated, so an uploaded zip bomb is refused while it streams:
+# rows of JSON lines compress about tenfold, a bomb a thousandfold.
+MAX_INFLATION = 100  # inflated bytes, in all, per byte of the file (plus the slack below)
+INFLATION_SLACK = 1 << 24
+MAX_LINE = 1 << 20  # one row's JSON line; a row is read into memory whole
+MAX_MANIFEST = 1 << 20
+_READABLE = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
 
 Layout = Sequence[tuple[str, Sequence[str]]]
 """The tables a file must hold, in order, each with its column names in order."""
@@ -172,8 +179,9 @@ def verify(
                     f"version of E-lectro is at {schema_revision}: restore it with the version "
                     "that made it"
                 )
+            budget = _Inflation(size * MAX_INFLATION + INFLATION_SLACK)
             for entry in manifest.tables:
-                _check_member(zf, entry)
+                _check_member(zf, entry, budget)
             return manifest
     except FileNotFoundError:
         raise BackupError(f"there is no file {path.name!r}") from None
@@ -185,7 +193,10 @@ def read_manifest(zf: zipfile.ZipFile, layout: Layout) -> Manifest:
     """The manifest of an open backup, refused unless it is ours, of this format version and
     describes exactly the tables and columns of ``layout``."""
     try:
-        raw = json.loads(zf.read(MANIFEST))
+        info = _readable(zf, MANIFEST)
+        if info.file_size > MAX_MANIFEST:
+            raise BackupError(f"the manifest is {info.file_size:,} bytes; it is never that large")
+        raw = json.loads(zf.read(info))
         if raw.get("format") != FORMAT:
             raise KeyError("format")
         version = raw["format_version"]
@@ -198,7 +209,7 @@ def read_manifest(zf: zipfile.ZipFile, layout: Layout) -> Manifest:
                    for t in raw["tables"]]
         manifest = Manifest(version, str(raw["schema_revision"]),
                             datetime.fromisoformat(raw["created_at"]), entries)
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError):
         raise BackupError("this is not an E-lectro backup (no valid manifest)") from None
     expected = [(name, list(columns)) for name, columns in layout]
     if [(t.name, t.columns) for t in manifest.tables] != expected:
@@ -206,12 +217,37 @@ def read_manifest(zf: zipfile.ZipFile, layout: Layout) -> Manifest:
     return manifest
 
 
-def _check_member(zf: zipfile.ZipFile, entry: TableEntry) -> None:
+def _readable(zf: zipfile.ZipFile, name: str) -> zipfile.ZipInfo:
+    """A member's entry, refused unless this reader can read it (zipfile raises other
+    exceptions for these)."""
+    info = zf.getinfo(name)  # KeyError when missing: the callers name what is missing
+    if info.flag_bits & 0x1:
+        raise BackupError(f"{name} is encrypted; E-lectro backups never are")
+    if info.compress_type not in _READABLE:
+        raise BackupError(f"{name} uses a compression method E-lectro backups never use")
+    return info
+
+
+class _Inflation:
+    """How many inflated bytes the members of one file may still produce."""
+
+    def __init__(self, allowed: int) -> None:
+        self.left = allowed
+
+    def spend(self, data: bytes, table: str) -> None:
+        self.left -= len(data)
+        if self.left < 0:
+            raise BackupError(
+                f"table {table}: the file inflates to more than {MAX_INFLATION} times its "
+                "size, which no backup does (refused as a zip bomb)")
+
+
+def _check_member(zf: zipfile.ZipFile, entry: TableEntry, budget: _Inflation) -> None:
     digest = hashlib.sha256()
     inflate = zlib.decompressobj(31)
-    lines = 0
+    lines = line = 0  # rows seen, and the length of the row being read
     try:
-        member = zf.open(entry.member)
+        member = zf.open(_readable(zf, entry.member))
     except KeyError:
         raise BackupError(f"the backup has no data for table {entry.name}") from None
     with member:
@@ -219,7 +255,17 @@ def _check_member(zf: zipfile.ZipFile, entry: TableEntry) -> None:
             digest.update(chunk)
             # Bounded output per step: an uploaded file may inflate a thousandfold.
             while chunk:
-                lines += inflate.decompress(chunk, _READ_CHUNK).count(b"\n")
+                data = inflate.decompress(chunk, _READ_CHUNK)
+                budget.spend(data, entry.name)
+                *ended, line_end = data.split(b"\n")
+                if ended:
+                    longest = max([line + len(ended[0]), *map(len, ended[1:])])
+                    lines, line = lines + len(ended), len(line_end)
+                else:
+                    longest = line = line + len(line_end)
+                if longest > MAX_LINE:
+                    raise BackupError(f"table {entry.name}: a row is longer than {MAX_LINE:,} "
+                                      "bytes, which no backup holds")
                 chunk = inflate.unconsumed_tail
     if digest.hexdigest() != entry.sha256:
         raise BackupError(f"table {entry.name}: checksum mismatch, the file is damaged")
