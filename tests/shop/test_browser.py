@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from electro.db import make_engine, make_sessionmaker
-from tests.shop.conftest import CATALOGUE, insert_catalogue
+from tests.support.shop import CATALOGUE, insert_catalogue
 
 pytestmark = pytest.mark.browser
 

@@ -9,7 +9,7 @@ import pytest
 
 from electro.models import Category, Product
 from electro.services.catalog import PAGE_SIZE, format_price
-from tests.shop.conftest import add_catalogue
+from tests.support.shop import add_catalogue
 
 
 def test_prices_are_exact() -> None:

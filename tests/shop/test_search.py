@@ -12,7 +12,7 @@ from sqlalchemy import delete, select, update
 
 from electro.models import Category, Product, SearchDaily
 from electro.services import search
-from tests.shop.conftest import add_catalogue
+from tests.support.shop import add_catalogue
 
 
 async def _names(app: Any, value: str) -> list[str]:

@@ -14,9 +14,9 @@ from sqlalchemy import select
 from electro import clock
 from electro.models import SearchDaily, SearchRecord
 from electro.services import search, trending
-from tests.accounts_support import count_rows
-from tests.conftest import Client, make_user, sign_in
-from tests.shop.conftest import add_catalogue
+from tests.support import Client, make_user, sign_in
+from tests.support.accounts import count_rows
+from tests.support.shop import add_catalogue
 
 NOTHING: frozenset[str] = frozenset()
 
