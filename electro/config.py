@@ -26,6 +26,7 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     instance_dir: Path = Path("instance")
+    backup_dir: str = ""  # empty: "backups" in the instance folder (see backup_folder)
     database_url: str = ""  # empty: SQLite file in the instance folder
     secret_key: str = ""  # empty: generated once into the instance folder
     base_url: str = "http://127.0.0.1:5000"
@@ -77,8 +78,10 @@ class Settings:
         return self.instance_dir / "mail"
 
     @property
-    def backup_dir(self) -> Path:
-        return self.instance_dir / "backups"
+    def backup_folder(self) -> Path:
+        """Where backup files are: ELECTRO_BACKUP_DIR (storage every node shares), else the
+        instance folder's ``backups``."""
+        return Path(self.backup_dir) if self.backup_dir else self.instance_dir / "backups"
 
 
 _BOOL = {"1": True, "true": True, "yes": True, "on": True,

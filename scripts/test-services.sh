@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotently prepare the services the test suite needs:
-#   - Debian packages: chromium, fonts-liberation, redis-server, wrk
+#   - Debian packages: chromium, fonts-liberation, redis-server, wrk, nginx (started by
+#     the two-node test itself, never as a service)
 #   - PostgreSQL on 127.0.0.1:5432 (trust auth, role "electro", database "test")
 #   - Redis on 127.0.0.1:6379 (no persistence)
 # Prints one summary line at the end. Exits 0 even when a service could not be
@@ -15,7 +16,7 @@ PG_HOST=127.0.0.1
 PG_PORT=5432
 REDIS_HOST=127.0.0.1
 REDIS_PORT=${ELECTRO_TEST_REDIS_PORT:-6379}  # override only to test this script
-APT_PACKAGES=(chromium fonts-liberation redis-server wrk)
+APT_PACKAGES=(chromium fonts-liberation redis-server wrk nginx)
 
 warn() { echo "test-services: warning: $*" >&2; }
 info() { echo "test-services: $*" >&2; }

@@ -15,7 +15,6 @@ from quart import Blueprint, Response, request, send_file
 from quart_rate_limiter import rate_limit
 from werkzeug.datastructures import FileStorage
 
-from electro import errors
 from electro.services import backups, dashboard, events
 from electro.services.paging import page_number
 from electro.web import db, own_connections, own_transaction, render, runtime
@@ -133,9 +132,7 @@ async def backups_download(backup_id: int) -> Response:
     """The file is found through the backup's row (the service checks the name stays inside the
     backup folder), never from a path the client sent; sent in chunks by quart's file body."""
     backup = await backups.get_backup(db(), backup_id)  # an unknown id is a NotFound
-    path = backups.backup_path(runtime().settings, backup)
-    if not await asyncio.to_thread(path.is_file):
-        raise errors.NotFound(f"The file of backup #{backup_id} is gone.")
+    path = await backups.backup_file(runtime().settings, backup)  # and so is a missing file
     return await send_file(path, mimetype="application/zip", as_attachment=True,
                            attachment_filename=backup.filename)
 
@@ -148,7 +145,7 @@ async def backups_restore(backup_id: int) -> Response:
         return await _backups_page(422, error=UNCONFIRMED)
     try:
         backup = await backups.get_backup(db(), backup_id)
-        path = backups.backup_path(runtime().settings, backup)
+        path = await backups.backup_file(runtime().settings, backup)
     except backups.BackupError as exc:
         return await _backups_page(422, error=f"Nothing was restored: {exc}")
     return await _restore(path)

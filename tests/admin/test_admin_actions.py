@@ -312,7 +312,7 @@ async def test_make_a_backup_then_restore_it_from_the_backups_table(
     status, html, _ = await act(admin_client, "backups", "make_backup", [])
     assert status == 200 and "Backup electro-backup-" in html
     (backup_id, filename) = (await fetch(app, select(Backup.id, Backup.filename)))[0]
-    assert (app.extensions["electro"].settings.backup_dir / filename).exists()
+    assert (app.extensions["electro"].settings.backup_folder / filename).exists()
     types = [t for (t,) in await fetch(app, select(Event.type))]
     assert "backup_created" in types and "admin_make_backup" not in types  # the service's one
     await seed_users(app, 3, prefix="late")  # made after the backup: the restore drops them
@@ -347,7 +347,7 @@ async def test_restore_needs_exactly_one_sound_backup(app: Any, admin_client: Cl
     rows = await fetch(app, select(Backup.id, Backup.filename).order_by(Backup.id))
     status, html, _ = await act(admin_client, "backups", "restore", [r[0] for r in rows])
     assert status == 422 and "Tick exactly one backup to restore." in html
-    (app.extensions["electro"].settings.backup_dir / rows[0][1]).write_bytes(b"not a backup")
+    (app.extensions["electro"].settings.backup_folder / rows[0][1]).write_bytes(b"not a backup")
     await seed_users(app, 1, prefix="kept")
     response = await admin_client.post(f"/admin/backups/{rows[0][0]}/restore",
                                        {"confirm": "RESTORE"})

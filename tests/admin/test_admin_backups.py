@@ -201,3 +201,18 @@ async def test_a_zip_bomb_upload_is_refused_while_it_streams(
     text = await response.get_data(as_text=True)
     assert response.status_code == 422 and "refused as a zip bomb" in text, text
     assert await _products(app) == ["Speaker"] and await _backup_count(app) == 1
+
+
+async def test_a_listed_backup_whose_file_is_not_on_this_node_says_so(
+    app: Any, admin_client: Client
+) -> None:
+    """Another node made it into a folder this one does not share (no ELECTRO_BACKUP_DIR)."""
+    backup = await _create(app, admin_client)
+    (app.extensions["electro"].settings.backup_folder / backup.filename).unlink()
+    download = await admin_client.get(f"/admin/backups/{backup.id}/download")
+    assert download.status_code == 404
+    assert "ELECTRO_BACKUP_DIR" in await download.get_data(as_text=True)
+    restore = await admin_client.post(f"/admin/backups/{backup.id}/restore",
+                                      {"confirm": "RESTORE"})
+    text = await restore.get_data(as_text=True)
+    assert restore.status_code == 422 and "not in this node's backup folder" in text

@@ -347,7 +347,7 @@ async def test_restore_whose_safety_backup_fails_changes_nothing(
     with pytest.raises(backups.BackupError, match="no space left on device"):
         await backups.restore_backup(engine, settings, backups.backup_path(settings, made))
     assert_unchanged_but_for_the_safety_backup(before, await dump(engine), safety_taken=False)
-    assert sorted(p.name for p in settings.backup_dir.iterdir()) == [made.filename]
+    assert sorted(p.name for p in settings.backup_folder.iterdir()) == [made.filename]
 
 
 async def test_restore_of_rows_that_refer_to_nothing_changes_nothing(
@@ -503,7 +503,7 @@ async def test_bad_file_is_refused_before_anything_changes(
     with pytest.raises(backups.BackupError, match=message):
         await backups.restore_backup(engine, settings, bad)
     assert await dump(engine) == before  # not even a safety backup was taken
-    assert sorted(p.name for p in settings.backup_dir.iterdir()) == [made.filename]
+    assert sorted(p.name for p in settings.backup_folder.iterdir()) == [made.filename]
 
 
 async def test_restore_into_a_database_at_another_revision_is_refused(

@@ -16,6 +16,7 @@ from electro.services.backups.fileformat import BackupError, Manifest, TableEntr
 from electro.services.backups.orchestration import (
     BackupNotFound,
     Restored,
+    backup_file,
     backup_path,
     create_backup,
     get_backup,
@@ -32,6 +33,7 @@ __all__ = [
     "Progress",
     "Restored",
     "TableEntry",
+    "backup_file",
     "backup_path",
     "create_backup",
     "get_backup",

@@ -1,4 +1,4 @@
-"""Making, listing and restoring backups: the files in ``settings.backup_dir``, their rows in the
+"""Making, listing and restoring backups: the files in ``settings.backup_folder``, their rows in the
 ``backups`` table, their events, and the safety backup every restore takes first.
 
 Both work on connections of their own (``engine``), never on a request's session: a web route
@@ -63,10 +63,22 @@ async def get_backup(db: AsyncSession, backup_id: int) -> models.Backup:
 def backup_path(settings: Settings, backup: models.Backup) -> Path:
     """The file of ``backup`` inside the backup folder; a name that could leave it is refused."""
     name = backup.filename
-    folder = settings.backup_dir.resolve()
+    folder = settings.backup_folder.resolve()
     path = (folder / name).resolve()
     if not _SAFE_NAME.fullmatch(name) or path.parent != folder:
         raise BackupError(f"backup file name {name!r} is not a plain file name")
+    return path
+
+
+async def backup_file(settings: Settings, backup: models.Backup) -> Path:
+    """``backup_path``, refused with a clear message when the file is not reachable from this
+    node: the rows are shared (the database), the files only where the folder is shared."""
+    path = backup_path(settings, backup)
+    if not await asyncio.to_thread(path.is_file):
+        raise BackupNotFound(
+            f"backup #{backup.id} is listed, but its file {backup.filename} is not in this "
+            f"node's backup folder ({settings.backup_folder}); when several nodes serve the "
+            "shop, ELECTRO_BACKUP_DIR must be storage they all reach")
     return path
 
 
@@ -93,7 +105,7 @@ async def create_backup(
     actor: Actor = NOBODY,
     progress: Progress | None = None,
 ) -> models.Backup:
-    """Write a snapshot of every table to ``settings.backup_dir`` and record it (row + event)."""
+    """Write a snapshot of every table to ``settings.backup_folder`` and record it (row + event)."""
     made = await _write_file(engine, database_for(engine.dialect), settings, "backup", progress)
     async with AsyncSession(engine, expire_on_commit=False) as db, db.begin():
         return await _record(db, made, actor)
@@ -117,7 +129,7 @@ async def _write_file(
     label: str,
     progress: Progress | None,
 ) -> _File:
-    folder = settings.backup_dir
+    folder = settings.backup_folder
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
     filename = f"electro-{label}-{clock.now():%Y%m%dT%H%M%S}Z-{secrets.token_hex(4)}.zip"
     final = folder / filename
