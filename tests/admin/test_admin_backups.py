@@ -215,4 +215,4 @@ async def test_a_listed_backup_whose_file_is_not_on_this_node_says_so(
     restore = await admin_client.post(f"/admin/backups/{backup.id}/restore",
                                       {"confirm": "RESTORE"})
     text = await restore.get_data(as_text=True)
-    assert restore.status_code == 422 and "not in this node's backup folder" in text
+    assert restore.status_code == 422 and "is not in this node" in text
