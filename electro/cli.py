@@ -21,7 +21,7 @@ from electro import clock
 from electro.config import Settings, SettingsError, load_settings
 from electro.db import make_sessionmaker, opened
 from electro.migrate import upgrade
-from electro.models import Category, PriceChange, Product
+from electro.models import Category, Product
 from electro.security.passwords import Passwords, policy_problems
 from electro.services import backups, events, users
 
@@ -75,12 +75,10 @@ async def seed_demo(products: int, only_if_empty: bool) -> None:
         batch: list[dict[str, object]] = []
         sale_prices: list[int | None] = []  # per row of the batch: reduced to this afterwards
         reductions: list[dict[str, int]] = []
-        first_id: int | None = None
+        listed = clock.now() - timedelta(days=60)
 
         async def insert_batch() -> None:
-            nonlocal first_id
             ids = await _insert_products(db, batch)
-            first_id = ids[0] if first_id is None else first_id
             reductions.extend({"id": product_id, "version": 1, "price_cents": sale_price}
                               for product_id, sale_price in zip(ids, sale_prices, strict=True)
                               if sale_price is not None)
@@ -99,11 +97,14 @@ async def seed_demo(products: int, only_if_empty: bool) -> None:
                 "name": name,
                 "company": company,
                 "category_id": existing[category],
-                # On sale: listed higher for the last 60 days, reduced to ``price`` today.
+                # On sale: a genuine recent reduction (SPEC B1), from a higher price held
+                # since the product was listed, 60 days ago, to ``price`` today (the price
+                # history trigger records both when the reduction is made, below).
                 "price_cents": price + rng.randrange(500, 20_000) if on_sale else price,
                 "description": f"{first.capitalize()} {kind.lower()} with {second} and "
                                f"{third} design, made for {rng.choice(USES)}.",
                 "stock": rng.randint(0, 250),
+                "created_at": listed,
                 "version": 1,
             })
             sale_prices.append(price if on_sale else None)
@@ -111,8 +112,8 @@ async def seed_demo(products: int, only_if_empty: bool) -> None:
                 await insert_batch()
         if batch:
             await insert_batch()
-        if first_id is not None:
-            await _reduce_recently(db, first_id, reductions)
+        if reductions:
+            await db.execute(update(Product), reductions)  # by primary key: one executemany
     print(f"seeded {products} products in {len(CATEGORIES)} categories")
 
 
@@ -120,20 +121,6 @@ async def _insert_products(db: AsyncSession, rows: list[dict[str, object]]) -> l
     """One executemany INSERT; the new ids in the order of ``rows``."""
     query = insert(Product).returning(Product.id, sort_by_parameter_order=True)
     return list((await db.scalars(query, rows)).all())
-
-
-async def _reduce_recently(
-    db: AsyncSession, first_id: int, reductions: list[dict[str, int]]
-) -> None:
-    """A demo history with genuine recent reductions (SPEC B1): the seeded prices have been in
-    force for 60 days (the triggers dated them now), and ``reductions`` lower some prices today,
-    recorded by the triggers like any change."""
-    await db.execute(
-        update(PriceChange).where(PriceChange.product_id >= first_id)
-        .values(changed_at=clock.now() - timedelta(days=60))
-    )
-    if reductions:
-        await db.execute(update(Product), reductions)  # by primary key: one executemany
 
 
 def prompt_password() -> str:

@@ -70,7 +70,7 @@ async def seed(engine: AsyncEngine) -> None:
         await db.flush()
         db.add_all([
             Product(name=f"Phone {i}", company="Voltaic", category_id=phones.id,
-                    price_cents=10_000 + i, old_price_cents=None if i % 2 else 20_000,
+                    price_cents=10_000 + i,
                     description="naïve “quotes” ✓", stock=i)
             for i in range(30)
         ])

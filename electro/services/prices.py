@@ -20,6 +20,7 @@ from datetime import timedelta
 from sqlalchemy import ColumnElement, DateTime, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from electro.db import among
 from electro.models import PriceChange, Product
 
 PRIOR_PRICE_DAYS = 30
@@ -43,7 +44,7 @@ async def prior_prices(db: AsyncSession, product_ids: Collection[int]) -> dict[i
             .label("ended_at"),
         )
         .join(Product, Product.id == PriceChange.product_id)
-        .where(PriceChange.product_id.in_(set(product_ids)))
+        .where(among(db, PriceChange.product_id, sorted(set(product_ids))))
         .cte("history")
     )
     # When the current price began: the end of the last row at another price. A product whose
@@ -71,7 +72,9 @@ async def prior_prices(db: AsyncSession, product_ids: Collection[int]) -> dict[i
 def _days_before(
     moment: ColumnElement[object], days: int, dialect: str
 ) -> ColumnElement[object]:
-    if dialect == "sqlite":  # datetimes are text there; strftime keeps milliseconds
-        shifted = func.strftime("%Y-%m-%d %H:%M:%f", moment, f"-{days} days").concat("000")
-        return type_coerce(shifted, DateTime)
+    if dialect == "sqlite":
+        # Datetimes are text there ("2026-12-06 14:05:54.123456"): shift the whole seconds and
+        # keep the fraction as written (strftime's %f would cut it to milliseconds).
+        shifted = func.strftime("%Y-%m-%d %H:%M:%S", moment, f"-{days} days")
+        return type_coerce(shifted.concat(func.substr(moment, 20)), DateTime)
     return moment - timedelta(days=days)

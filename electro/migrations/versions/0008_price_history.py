@@ -1,19 +1,17 @@
-"""price_history: every price a product had, written by triggers (SPEC B1, issue 13)
+"""price_history: every price a product had, written by a trigger (SPEC B1, issue 13)
 
 A reduction may only be announced against the lowest price of the 30 days before it began, so
-every price change is kept. Triggers on ``products`` write the history in the transaction that
-changes the price, whatever writes it (admin, CLI, seeding, bulk SQL, a restore's COPY), so no
-write path can forget it. The key is (product, moment): a transaction that sets a price twice
-keeps the last one (on PostgreSQL the moment is the transaction's start, on SQLite the
-statement's); the key also serves the per-product reads in time order.
+every price change is kept. A trigger on ``products`` writes the history in the transaction that
+changes the price, whatever writes it (admin, CLI, seeding, bulk SQL), so no write path can
+forget it. The key is (product, moment): a transaction that sets a price twice keeps the last
+one (on PostgreSQL the moment is the transaction's start, on SQLite the statement's); the key
+also serves the per-product reads in time order. The moment is the database's clock in naive
+UTC, stored as the app stores datetimes (on SQLite the text ``2026-12-06 14:05:54.123000``).
 
-The moment is the database's clock in naive UTC, stored as the app stores datetimes (on SQLite
-the text ``2026-12-06 14:05:54.123000``).
-
-PostgreSQL inserts are recorded once per statement from the transition table, so a bulk insert
-(seeding, a restore's COPY) is one INSERT ... SELECT rather than one per row. A transition table
-cannot go with ``UPDATE OF price_cents``, so updates are recorded per row, only when the price
-moved.
+Only changes are written: a product whose price never changed has no rows (its one price has
+held since ``created_at``), and its first change writes that first price too, dated
+``created_at``. So an insert writes nothing, and a restore, which inserts every product and then
+the snapshot's own history, gets exactly the snapshot back.
 
 The typed ``old_price_cents`` goes: where it was above the price (a discount shown today), the
 history gets the old price 30 days before the current one, so that discount still shows.
@@ -33,37 +31,27 @@ branch_labels = None
 depends_on = None
 
 # strftime gives milliseconds; '000' pads them to the microseconds the app writes.
-_SQLITE_RECORD = """INSERT INTO price_history (product_id, changed_at, price_cents)
-       VALUES (new.id, strftime('%Y-%m-%d %H:%M:%f', 'now') || '000', new.price_cents)
-       ON CONFLICT (product_id, changed_at) DO UPDATE SET price_cents = excluded.price_cents;"""
-
 SQLITE_DDL = [
-    f"""CREATE TRIGGER price_history_insert AFTER INSERT ON products BEGIN
-       {_SQLITE_RECORD}
-       END""",
-    f"""CREATE TRIGGER price_history_update AFTER UPDATE OF price_cents ON products
+    """CREATE TRIGGER price_history_update AFTER UPDATE OF price_cents ON products
        WHEN new.price_cents IS NOT old.price_cents BEGIN
-       {_SQLITE_RECORD}
+       INSERT INTO price_history (product_id, changed_at, price_cents)
+       SELECT old.id, min(old.created_at, strftime('%Y-%m-%d %H:%M:%f', 'now') || '000'),
+              old.price_cents
+       WHERE NOT EXISTS (SELECT 1 FROM price_history WHERE product_id = old.id);
+       INSERT INTO price_history (product_id, changed_at, price_cents)
+       VALUES (new.id, strftime('%Y-%m-%d %H:%M:%f', 'now') || '000', new.price_cents)
+       ON CONFLICT (product_id, changed_at) DO UPDATE SET price_cents = excluded.price_cents;
        END""",
 ]
-SQLITE_DROP = [
-    "DROP TRIGGER IF EXISTS price_history_update",
-    "DROP TRIGGER IF EXISTS price_history_insert",
-]
+SQLITE_DROP = ["DROP TRIGGER IF EXISTS price_history_update"]
 
 POSTGRESQL_DDL = [
-    """CREATE FUNCTION price_history_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+    # LEAST: a first price dated after the change (clocks apart) would read as the current one.
+    """CREATE FUNCTION price_history_record() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
           INSERT INTO price_history (product_id, changed_at, price_cents)
-          SELECT id, now() AT TIME ZONE 'UTC', price_cents FROM inserted
-          ON CONFLICT (product_id, changed_at) DO UPDATE SET price_cents = EXCLUDED.price_cents;
-          RETURN NULL;
-        END $$""",
-    """CREATE TRIGGER price_history_insert AFTER INSERT ON products
-        REFERENCING NEW TABLE AS inserted
-        FOR EACH STATEMENT EXECUTE FUNCTION price_history_inserted()""",
-    """CREATE FUNCTION price_history_updated() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
+          SELECT OLD.id, LEAST(OLD.created_at, now() AT TIME ZONE 'UTC'), OLD.price_cents
+          WHERE NOT EXISTS (SELECT 1 FROM price_history WHERE product_id = OLD.id);
           INSERT INTO price_history (product_id, changed_at, price_cents)
           VALUES (NEW.id, now() AT TIME ZONE 'UTC', NEW.price_cents)
           ON CONFLICT (product_id, changed_at) DO UPDATE SET price_cents = EXCLUDED.price_cents;
@@ -71,17 +59,12 @@ POSTGRESQL_DDL = [
         END $$""",
     """CREATE TRIGGER price_history_update AFTER UPDATE OF price_cents ON products
         FOR EACH ROW WHEN (OLD.price_cents IS DISTINCT FROM NEW.price_cents)
-        EXECUTE FUNCTION price_history_updated()""",
+        EXECUTE FUNCTION price_history_record()""",
 ]
 POSTGRESQL_DROP = [
     "DROP TRIGGER IF EXISTS price_history_update ON products",
-    "DROP TRIGGER IF EXISTS price_history_insert ON products",
-    "DROP FUNCTION IF EXISTS price_history_updated()",
-    "DROP FUNCTION IF EXISTS price_history_inserted()",
+    "DROP FUNCTION IF EXISTS price_history_record()",
 ]
-
-_MOMENT = sa.bindparam("moment", type_=sa.DateTime())
-
 
 def upgrade() -> None:
     op.create_table(
@@ -98,14 +81,14 @@ def upgrade() -> None:
     bind = op.get_bind()
     bind.execute(
         sa.text("""INSERT INTO price_history (product_id, changed_at, price_cents)
-                   SELECT id, :moment, old_price_cents FROM products
-                   WHERE old_price_cents > price_cents""").bindparams(_MOMENT),
-        {"moment": now - timedelta(days=30)},
-    )
-    bind.execute(
-        sa.text("""INSERT INTO price_history (product_id, changed_at, price_cents)
-                   SELECT id, :moment, price_cents FROM products""").bindparams(_MOMENT),
-        {"moment": now},
+                   SELECT id, :before, old_price_cents FROM products
+                   WHERE old_price_cents > price_cents
+                   UNION ALL
+                   SELECT id, :now, price_cents FROM products
+                   WHERE old_price_cents > price_cents""").bindparams(
+            sa.bindparam("before", type_=sa.DateTime()), sa.bindparam("now", type_=sa.DateTime())
+        ),
+        {"before": now - timedelta(days=30), "now": now},
     )
     for statement in SQLITE_DDL if bind.dialect.name == "sqlite" else POSTGRESQL_DDL:
         op.execute(statement)
