@@ -135,7 +135,7 @@ class PriceChange(Base):
     """A product's price from ``changed_at`` until its next row (SPEC B1). Written only by the
     database's trigger on ``products`` (migration 0008), in the transaction that changes the
     price, so no write path (admin, CLI, bulk SQL) can forget it. A product whose price never
-    changed has no rows; its first change also writes the price it had since ``created_at``.
+    changed has no rows; its first change also writes the price it had, dated ``created_at``.
     The key is the product and the moment: a transaction that sets one price twice keeps the
     last one."""
 

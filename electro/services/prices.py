@@ -4,7 +4,7 @@ A reduction is announced only against the *prior price*: the lowest price in for
 in the 30 days before the reduction began (the whole history where it is shorter), and only when
 the current price is below it.
 
-The history is ``price_history`` (written by the triggers of migration 0008): a row's price is in
+The history is ``price_history`` (written by the trigger of migration 0008): a row's price is in
 force from its ``changed_at`` until the product's next row. The reduction began when the current
 price did: where the last run of rows at another price ended (a repeated row at the same price
 changes nothing). So the window is anchored at the reduction, not at today: nothing here depends
