@@ -49,7 +49,7 @@ async def seed(engine: AsyncEngine) -> int:
         for start in range(0, PRODUCTS, BATCH):
             await conn.execute(insert(Product), [{
                 "name": f"Voltaic Phone {i}", "company": "Voltaic", "category_id": i % 12 + 1,
-                "price_cents": 999 + i, "old_price_cents": None if i % 5 else 1999 + i,
+                "price_cents": 999 + i,
                 "description": "A dependable phone for everyday use.", "stock": i % 250,
                 "created_at": now, "updated_at": now, "version": 1,
             } for i in range(start, start + BATCH)])

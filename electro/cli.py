@@ -10,11 +10,14 @@ import secrets
 import shutil
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from tqdm import tqdm
 
+from electro import clock
 from electro.config import Settings, SettingsError, load_settings
 from electro.db import make_sessionmaker, opened
 from electro.migrate import upgrade
@@ -70,31 +73,54 @@ async def seed_demo(products: int, only_if_empty: bool) -> None:
         await db.flush()  # one round trip assigns every new id
         existing.update({c.name: c.id for c in missing})
         batch: list[dict[str, object]] = []
+        sale_prices: list[int | None] = []  # per row of the batch: reduced to this afterwards
+        reductions: list[dict[str, int]] = []
+        listed = clock.now() - timedelta(days=60)
+
+        async def insert_batch() -> None:
+            ids = await _insert_products(db, batch)
+            reductions.extend({"id": product_id, "version": 1, "price_cents": sale_price}
+                              for product_id, sale_price in zip(ids, sale_prices, strict=True)
+                              if sale_price is not None)
+            batch.clear()
+            sale_prices.clear()
+
         for _ in tqdm(range(products), desc="products", unit="row", disable=products < 1000):
             category = rng.choice(CATEGORIES)
             kind = rng.choice(KINDS[category])
             company = rng.choice(COMPANIES)
             first, second, third = rng.sample(FEATURES, 3)
             price = rng.randrange(999, 299_999)
+            name = f"{company.split()[0]} {kind} {rng.choice(ADJECTIVES)} {rng.randint(2, 99)}"
+            on_sale = rng.random() < 0.2
             batch.append({
-                "name": f"{company.split()[0]} {kind} {rng.choice(ADJECTIVES)} "
-                        f"{rng.randint(2, 99)}",
+                "name": name,
                 "company": company,
                 "category_id": existing[category],
-                "price_cents": price,
-                "old_price_cents": price + rng.randrange(500, 20_000) if rng.random() < 0.2
-                else None,
+                # On sale: a genuine recent reduction (SPEC B1), from a higher price held
+                # since the product was listed, 60 days ago, to ``price`` today (the price
+                # history trigger records both when the reduction is made, below).
+                "price_cents": price + rng.randrange(500, 20_000) if on_sale else price,
                 "description": f"{first.capitalize()} {kind.lower()} with {second} and "
                                f"{third} design, made for {rng.choice(USES)}.",
                 "stock": rng.randint(0, 250),
+                "created_at": listed,
                 "version": 1,
             })
+            sale_prices.append(price if on_sale else None)
             if len(batch) == 5000:
-                await db.execute(insert(Product), batch)
-                batch = []
+                await insert_batch()
         if batch:
-            await db.execute(insert(Product), batch)
+            await insert_batch()
+        if reductions:
+            await db.execute(update(Product), reductions)  # by primary key: one executemany
     print(f"seeded {products} products in {len(CATEGORIES)} categories")
+
+
+async def _insert_products(db: AsyncSession, rows: list[dict[str, object]]) -> list[int]:
+    """One executemany INSERT; the new ids in the order of ``rows``."""
+    query = insert(Product).returning(Product.id, sort_by_parameter_order=True)
+    return list((await db.scalars(query, rows)).all())
 
 
 def prompt_password() -> str:

@@ -114,8 +114,8 @@ class Product(Identified):
     company: Mapped[str] = mapped_column(String(120), default="")
     # No index of its own: the three sort indexes below all lead with category_id.
     category_id: Mapped[int] = mapped_column(ForeignKey("categories.id", ondelete="RESTRICT"))
-    price_cents: Mapped[int] = mapped_column(Integer)  # exact money: integer cents, never float
-    old_price_cents: Mapped[int | None] = mapped_column(Integer)
+    # Exact money: integer cents, never float. Every change is kept in ``price_history``.
+    price_cents: Mapped[int] = mapped_column(Integer)
     description: Mapped[str] = mapped_column(Text, default="")
     stock: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
@@ -129,6 +129,22 @@ class Product(Identified):
         Index("ix_products_category_company", category_id, company, "id"),
         Index("ix_products_category_price", category_id, price_cents, "id"),
     )
+
+
+class PriceChange(Base):
+    """A product's price from ``changed_at`` until its next row (SPEC B1). Written only by the
+    database's trigger on ``products`` (migration 0008), in the transaction that changes the
+    price, so no write path (admin, CLI, bulk SQL) can forget it. A product whose price never
+    changed has no rows; its first change also writes the price it had, dated ``created_at``.
+    The key is the product and the moment: a transaction that sets one price twice keeps the
+    last one."""
+
+    __tablename__ = "price_history"
+    product_id: Mapped[int] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), primary_key=True
+    )
+    changed_at: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    price_cents: Mapped[int] = mapped_column(Integer)
 
 
 class SearchRecord(Identified):

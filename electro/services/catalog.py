@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from electro.errors import NotFound
 from electro.models import Category, Product
+from electro.services import prices
 from electro.services.paging import clamp
 
 PAGE_SIZE = 24
@@ -26,6 +27,14 @@ class CategoryPage:
     page: int
     pages: int
     total: int
+    prior_prices: dict[int, int]  # product id -> prior price, for the reductions shown (B1)
+
+
+@dataclass(frozen=True)
+class ProductPage:
+    product: Product
+    category: Category
+    prior_price_cents: int | None  # shown with the price when it announces a reduction (B1)
 
 
 def format_price(cents: int) -> str:
@@ -60,17 +69,18 @@ async def category_page(
     page, pages = clamp(page, total, PAGE_SIZE)
     column = SORTS[sort]
     order = column.asc() if direction == "asc" else column.desc()
-    products = await db.scalars(
+    products = list(await db.scalars(
         select(Product)
         .where(Product.category_id == category_id)
         .order_by(order, Product.id.asc() if direction == "asc" else Product.id.desc())
         .limit(PAGE_SIZE)
         .offset((page - 1) * PAGE_SIZE)
-    )
-    return CategoryPage(category, list(products), sort, direction, page, pages, total)
+    ))
+    reductions = await prices.prior_prices(db, [p.id for p in products])
+    return CategoryPage(category, products, sort, direction, page, pages, total, reductions)
 
 
-async def product(db: AsyncSession, product_id: int) -> tuple[Product, Category]:
+async def product(db: AsyncSession, product_id: int) -> ProductPage:
     if not 0 < product_id <= MAX_ID:
         raise NotFound("There is no such product.")
     row = (
@@ -82,4 +92,6 @@ async def product(db: AsyncSession, product_id: int) -> tuple[Product, Category]
     ).first()
     if row is None:
         raise NotFound("There is no such product.")
-    return row[0], row[1]
+    item, category = row
+    reductions = await prices.prior_prices(db, [item.id])
+    return ProductPage(item, category, reductions.get(item.id))

@@ -18,6 +18,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from electro.services import prices
 from electro.services.backups.databases import database_for
 
 MAX_INPUT = 1000  # characters looked at: a 10 kB paste costs no more than a sentence
@@ -29,8 +30,7 @@ _WORD = re.compile(r"[^\W_]+")
 
 # name > company > category > description
 _SQLITE = text(
-    """SELECT p.id, p.name, p.company, c.name AS category, p.price_cents, p.old_price_cents,
-              p.stock
+    """SELECT p.id, p.name, p.company, c.name AS category, p.price_cents, p.stock
        FROM products_fts JOIN products p ON p.id = products_fts.rowid
        JOIN categories c ON c.id = p.category_id
        WHERE products_fts MATCH :match
@@ -39,8 +39,7 @@ _SQLITE = text(
 )
 # ts_rank weights are listed {D, C, B, A}.
 _POSTGRESQL = text(
-    """SELECT p.id, p.name, p.company, c.name AS category, p.price_cents, p.old_price_cents,
-              p.stock
+    """SELECT p.id, p.name, p.company, c.name AS category, p.price_cents, p.stock
        FROM products_fts f JOIN products p ON p.id = f.product_id
        JOIN categories c ON c.id = p.category_id
        WHERE f.document @@ to_tsquery('simple', :match)
@@ -57,8 +56,8 @@ class Hit:
     company: str
     category: str
     price_cents: int
-    old_price_cents: int | None
     stock: int
+    prior_price_cents: int | None  # announced with the price when it is a reduction (B1)
 
 
 @dataclass(frozen=True)
@@ -113,10 +112,12 @@ async def search(db: AsyncSession, value: str, limit: int = RESULT_LIMIT) -> Res
         return Results("", (), ())
     dialect = db.get_bind().dialect.name
     statement = _SQLITE if dialect == "sqlite" else _POSTGRESQL
-    rows = await db.execute(
+    rows = (await db.execute(
         statement, {"match": _match_expression(words, dialect), "limit": limit}
-    )
-    return Results(" ".join(words), words, tuple(Hit(*row) for row in rows.all()))
+    )).all()
+    reductions = await prices.prior_prices(db, [row.id for row in rows])
+    hits = tuple(Hit(**row._mapping, prior_price_cents=reductions.get(row.id)) for row in rows)
+    return Results(" ".join(words), words, hits)
 
 
 async def catalogue_version(db: AsyncSession) -> int:

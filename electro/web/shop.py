@@ -33,7 +33,8 @@ async def category(category_id: int) -> Response:
 
 @bp.get("/products/<int:product_id>")
 async def product(product_id: int) -> Response:
-    item, item_category = await catalog.product(db(), product_id)
+    page = await catalog.product(db(), product_id)
     return await render(
-        "product.html", "partials/product.html", product=item, category=item_category
+        "product.html", "partials/product.html", product=page.product, category=page.category,
+        prior_price_cents=page.prior_price_cents,
     )

@@ -240,17 +240,16 @@ async def test_inline_edit_saves_a_price_exactly_and_returns_the_row(
     version = hidden(editor, "version")
     response = await admin_client.post(
         f"/admin/tables/products/{ids[0]}/edit",
-        {"version": version, "price": "12.34", "old_price": "", "stock": "7"}, htmx=True)
+        {"version": version, "price": "12.34", "stock": "7"}, htmx=True)
     html = await response.get_data(as_text=True)
     assert response.status_code == 200
     assert html.lstrip().startswith(f'<tr id="row-{ids[0]}">')
     assert 'data-column="price">12.34<' in html and "row-editor" not in html
     product = await one(app, Product, ids[0])
-    assert (product.price_cents, product.old_price_cents, product.stock) == (1234, None, 7)
+    assert (product.price_cents, product.stock) == (1234, 7)
     assert product.version == int(version) + 1
     events = await fetch(app, select(Event.details).where(Event.type == "admin_update"))
-    assert events[0][0]["ids"] == [ids[0]] and events[0][0]["fields"] == ["old_price", "price",
-                                                                          "stock"]
+    assert events[0][0]["ids"] == [ids[0]] and events[0][0]["fields"] == ["price", "stock"]
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [
@@ -325,7 +324,7 @@ async def test_edit_without_javascript_is_a_page_and_a_redirect(
     assert "<html" in html and f'<tr id="row-{ids[1]}-editor" class="row-editor">' in html
     assert html.count("<tr id=") == 1  # only that row
     form = {"version": hidden(html, "version"), "name": "Renamed", "company": "Acme",
-            "category": "phones", "price": "3.50", "old_price": "4", "stock": "2",
+            "category": "phones", "price": "3.50", "stock": "2",
             "description": "new"}
     bad = await admin_client.post(f"/admin/tables/products/{ids[1]}/edit",
                                   {**form, "price": "3,50"})
@@ -333,7 +332,7 @@ async def test_edit_without_javascript_is_a_page_and_a_redirect(
     saved = await admin_client.post(f"/admin/tables/products/{ids[1]}/edit", form)
     assert saved.status_code == 303 and saved.headers["Location"] == "/admin/tables/products"
     product = await one(app, Product, ids[1])
-    assert (product.name, product.price_cents, product.old_price_cents) == ("Renamed", 350, 400)
+    assert (product.name, product.price_cents) == ("Renamed", 350)
 
 
 async def test_user_fields_follow_the_account_rules(app: Any, admin_client: Client) -> None:
@@ -409,7 +408,7 @@ async def test_add_validates_and_saves_exact_money(app: Any, admin_client: Clien
     assert 'name="name" value="X"' in html  # the form keeps what was typed
     good = await admin_client.post("/admin/tables/products/add",
                                    {"name": "Cable", "company": "", "category": "phones",
-                                    "price": "0.29", "old_price": "", "stock": "3",
+                                    "price": "0.29", "stock": "3",
                                     "description": ""}, htmx=True)
     assert good.status_code == 200 and good.headers["HX-Trigger"] == "admin-changed"
     assert "Added row" in await good.get_data(as_text=True)

@@ -71,10 +71,13 @@ async def seed(engine: AsyncEngine) -> None:
         await db.flush()
         db.add_all([
             Product(name=f"Phone {i}", company="Voltaic", category_id=phones.id,
-                    price_cents=10_000 + i, old_price_cents=None if i % 2 else 20_000,
+                    price_cents=10_000 + i,
                     description="naïve “quotes” ✓", stock=i)
             for i in range(30)
         ])
+        await db.flush()
+        # Price changes fill price_history (its trigger); a restore must bring back just these.
+        await db.execute(text("UPDATE products SET price_cents = price_cents - 500 WHERE id <= 3"))
         db.add_all([
             UserSession(token_hash="a" * 64, user_id=alice.id, ip="10.0.0.1"),
             OneTimeKey(purpose="reset", key_hash="b" * 64, user_id=bob.id,
