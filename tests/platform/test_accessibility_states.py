@@ -4,6 +4,7 @@ a group action asking for confirmation, and the error pages 403, 404 and 429."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -76,8 +77,10 @@ async def _error_pages(page: Any, audit: Audit) -> None:
         response = await page.goto(path)
         assert response.status == 404
         await audit.check(page, f"404 page ({path})")
-    for _ in range(SEARCHES_PER_MINUTE):
-        await page.request.get("/search?q=cable")
+    # The limit refills one search a second (GCRA): twice the limit, sent at once, is past it
+    # however slowly the machine answers, as long as that takes under a minute.
+    await asyncio.gather(*(page.request.get("/search?q=cable")
+                           for _ in range(2 * SEARCHES_PER_MINUTE)))
     response = await page.goto("/search?q=cable")
     assert response.status == 429
     await audit.check(page, "429 page")
