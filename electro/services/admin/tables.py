@@ -36,6 +36,7 @@ from electro.services.admin.actions import (
     MAKE_ADMIN,
     MAKE_BACKUP,
     REMOVE_ADMIN,
+    RESET_TWO_FACTOR,
     RESTORE,
     SEND_TEST_MAIL,
 )
@@ -85,7 +86,7 @@ _users = Table(
         Field("is_active", "is_active", yes_no, input="yes-no"),
     ),
     actions=(ACTIVATE, DEACTIVATE, DELETE_ACCOUNTS, DELETE_INACTIVE, SEND_TEST_MAIL, MAKE_ADMIN,
-             REMOVE_ADMIN, BLOCK_ACCOUNTS, LIFT_ACCOUNT_BLOCKS),
+             REMOVE_ADMIN, BLOCK_ACCOUNTS, LIFT_ACCOUNT_BLOCKS, RESET_TWO_FACTOR),
     check_edit=accounts.check_edit,
 )
 
