@@ -369,7 +369,7 @@ async def end_other_sessions(db: AsyncSession, user: User, current: UserSession,
     return ended
 
 
-async def lock_in_force(db: AsyncSession, user: User, ip: str) -> datetime | None:
+async def _lock_in_force(db: AsyncSession, user: User, ip: str) -> datetime | None:
     """When the lock on ``user`` from ``ip`` (for everyone, or from that address) lifts; None
     when there is none."""
     now = clock.now()
@@ -387,7 +387,7 @@ async def check_current_password(
     a wrong one counts as a failed log-in (it is the same guess against the same secret), so a
     stolen session cannot be used to try passwords without limit. The form must answer below
     400 so the count commits."""
-    if (until := await lock_in_force(db, user, ip)) is not None:
+    if (until := await _lock_in_force(db, user, ip)) is not None:
         raise InvalidInput(errors={"current_password": (
             "Too many wrong passwords were tried on this account. Try again after "
             f"{_when(until)}.")})

@@ -170,9 +170,10 @@ async def finish_log_in(
     user = None if row is None or row.user_id is None else await db.get(User, row.user_id)
     if row is None or user is None:
         raise PendingExpired()
-    if await accounts.lock_in_force(db, user, ip) is not None:
-        await accounts.check_may_sign_in(db, settings, user, ip, user.username)  # its event
-        raise PendingExpired()
+    try:  # locked (by wrong codes too), blocked or deactivated since the password step
+        await accounts.check_may_sign_in(db, settings, user, ip, user.username)
+    except accounts.AuthFailed:
+        raise PendingExpired() from None
     try:
         kind = await _accept_code(db, settings, user, code)
     except InvalidInput:
@@ -188,7 +189,6 @@ async def finish_log_in(
         await keys.use(db, settings, "second_step", pending_hash)
     except keys.KeyRefused:
         raise PendingExpired() from None  # a racing request used it first
-    await accounts.check_may_sign_in(db, settings, user, ip, user.username)
     return await accounts.start_signed_in(db, settings, user, ip, user_agent,
                                           replaces=replaces, second_factor=kind)
 
