@@ -161,7 +161,7 @@ async def test_generates_a_password_only_when_there_is_no_admin(
 
 
 async def test_the_first_run_says_how_to_set_up_two_factor(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """`make run`'s admin must enrol before the admin pages (SPEC B4): its output says how."""
     argv = ("--username", "admin", "--email", "admin@electro.example", "--generate-if-no-admin")

@@ -290,6 +290,8 @@ async def test_an_admin_resets_another_admins_two_factor_never_their_own(
     (event,) = await events_of(app, "two_factor_reset")
     assert event.actor == "admin" and event.details["ids"] == [other.id]
     assert (await bob.get("/admin")).status_code == 302  # bob enrols again
+    listing = await text(await me.get("/admin/tables/users?sort=username&dir=asc"))
+    assert "Two-factor since" in listing
 
 
 async def test_the_cli_resets_the_last_admins_two_factor(
