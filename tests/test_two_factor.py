@@ -368,3 +368,13 @@ async def test_sessions_of_other_devices_are_untouched_by_enrolment(app: Any) ->
         live = list(await db.scalars(select(UserSession).where(
             UserSession.user_id == user.id, UserSession.ended_at.is_(None))))
     assert len(live) == 1
+
+
+async def test_a_secret_key_changed_without_the_previous_one_says_what_to_do(app: Any) -> None:
+    user = await make_user(app, "ann")
+    async with app.extensions["electro"].sessions.begin() as db:
+        db.add(TwoFactor(user_id=user.id, enabled_at=clock.now(),
+                         sealed_secret=totp.seal("a key long gone", totp.new_secret(), user.id)))
+    client = Client(app)
+    refused = await code_step(client, await password_step(client), "123456")
+    assert refused.status_code == 409 and "Ask an admin to reset" in await text(refused)

@@ -45,6 +45,15 @@ class PendingExpired(DomainError):
                          "Log in again.")
 
 
+class SecretUnreadable(Conflict):
+    """The stored secret opens under no configured key (ELECTRO_SECRET_KEY was changed without
+    ELECTRO_PREVIOUS_SECRET_KEY): only a reset helps."""
+
+    def __init__(self) -> None:
+        super().__init__("Your two-factor secret cannot be read by this server (its secret key "
+                         "was changed). Ask an admin to reset your two-factor.")
+
+
 @dataclass(frozen=True)
 class Status:
     """What /account/two-factor shows. ``secret`` and ``uri``: only while enrolling."""
@@ -55,8 +64,13 @@ class Status:
     uri: str | None = None
 
 
-def _keys(settings: Settings) -> list[str]:
-    return [settings.secret_key, settings.previous_secret_key]
+def _open(settings: Settings, row: TwoFactor) -> tuple[str, bool]:
+    """The clear secret, and whether it should be sealed again under the current key."""
+    try:
+        return totp.unseal([settings.secret_key, settings.previous_secret_key],
+                           row.sealed_secret, row.user_id)
+    except totp.SealBroken:
+        raise SecretUnreadable() from None
 
 
 async def is_enabled(db: AsyncSession, user_id: int) -> bool:
@@ -69,7 +83,10 @@ async def status(db: AsyncSession, settings: Settings, user: User) -> Status:
     if row is None:
         return Status(enabled=False)
     if row.enabled_at is None:
-        secret, _stale = totp.unseal(_keys(settings), row.sealed_secret, user.id)
+        try:
+            secret, _stale = _open(settings, row)
+        except SecretUnreadable:
+            return Status(enabled=False)  # setting up again replaces it
         return Status(enabled=False, secret=secret,
                       uri=totp.provisioning_uri(secret, user.username))
     left = await db.scalar(select(func.count()).select_from(RecoveryCode).where(
@@ -98,7 +115,7 @@ async def confirm_enrolment(
     row = await db.get(TwoFactor, user.id)
     if row is None or row.enabled_at is not None:
         raise Conflict("There is no enrolment to confirm: start it again.")
-    secret, _stale = totp.unseal(_keys(settings), row.sealed_secret, user.id)
+    secret, _stale = _open(settings, row)
     step = totp.matching_step(secret, totp.normalise_code(code), clock.now())
     if step is None:
         raise InvalidInput(errors={"code": WRONG_CODE})
@@ -131,7 +148,7 @@ async def _accept_code(
             .values(used_at=clock.now()).returning(RecoveryCode.id)
             .execution_options(synchronize_session=False))
         return None if used is None else "recovery"
-    secret, stale = totp.unseal(_keys(settings), row.sealed_secret, user.id)
+    secret, stale = _open(settings, row)
     step = totp.matching_step(secret, typed, clock.now())
     if step is None:
         return None
