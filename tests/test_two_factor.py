@@ -200,6 +200,17 @@ async def test_the_pending_state_lasts_five_minutes_and_spends_on_wrong_codes(
     assert "Log in again" in await text(forged)
 
 
+async def test_codes_are_rate_limited_per_address_like_passwords(app: Any) -> None:
+    _user, _secret, _codes = await enrolled_ann(app)
+    client = Client(app)
+    pending = await password_step(client)
+    for _ in range(10):
+        assert (await code_step(client, pending, "000000")).status_code == 200
+    assert (await code_step(client, pending, "000000")).status_code == 429
+    elsewhere = await code_step(client, pending, "000000", **at(STRANGER))
+    assert elsewhere.status_code == 200  # the limit is per client address
+
+
 # ---------------------------------------------------------------- turning it off
 
 

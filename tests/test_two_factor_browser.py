@@ -58,6 +58,7 @@ async def test_enrol_then_log_in_with_a_code_from_the_secret_on_the_page(
     await page.get_by_role("button", name="Turn two-factor on").click()
     await page.wait_for_selector("#recovery-codes")
     assert await page.locator("#recovery-codes li").count() == 10
+    assert (violations := await axe_violations(page)) == [], describe_violations(violations)
     await page.get_by_role("link", name="Continue").click()
     await page.wait_for_url(live_server.url + "/admin")
 
@@ -75,4 +76,7 @@ async def test_enrol_then_log_in_with_a_code_from_the_secret_on_the_page(
     await page.fill("#code", code_at(secret, 1))  # the enrolment used this step's code
     await page.click("#login-code-form button[type=submit]")
     await page.wait_for_url(live_server.url + "/admin")
+    await page.goto(live_server.url + "/account/two-factor")  # now on: the form to turn it off
+    await page.get_by_role("button", name="Turn two-factor off").wait_for()
+    assert (violations := await axe_violations(page)) == [], describe_violations(violations)
     assert browser_errors == []
