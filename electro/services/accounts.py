@@ -298,6 +298,7 @@ async def log_in(
     user = await authenticate(db, passwords, settings, login, password, ip)
     new_hash = (await passwords.hash(password) if passwords.needs_rehash(user.password_hash)
                 else None)
+    # Asked of the table itself: electro.services.two_factor builds on this module.
     if await db.scalar(select(TwoFactor.enabled_at.is_not(None))
                        .where(TwoFactor.user_id == user.id)):
         if new_hash is not None:
