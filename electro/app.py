@@ -35,6 +35,7 @@ from electro.web import (
     search,
     shop,
     system,
+    two_factor,
 )
 from electro.web.bodies import bound_request_bodies
 from electro.web.converters import IdConverter
@@ -90,8 +91,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     app.after_request(finish_db)
     app.teardown_appcontext(close_db)
     errors.register_error_handlers(app)
-    for area in (shop, search, auth, account, register, recovery, admin, admin_tables,
-                 system):
+    for area in (shop, search, auth, account, two_factor, register, recovery, admin,
+                 admin_tables, system):
         app.register_blueprint(area.bp)
     bound_request_bodies(app, settings)
     # while_serving generators unwind in reverse: jobs stop before the engine is disposed.

@@ -20,10 +20,11 @@ from tqdm import tqdm
 from electro import clock
 from electro.config import Settings, SettingsError, load_settings
 from electro.db import make_sessionmaker, opened
+from electro.errors import DomainError
 from electro.migrate import upgrade
 from electro.models import Category, Product
 from electro.security.passwords import Passwords, policy_problems
-from electro.services import backups, events, users
+from electro.services import backups, events, two_factor, users
 
 # Category -> product kinds; the demo catalogue reads like a real shop so search can be tried.
 KINDS = {
@@ -174,6 +175,19 @@ async def create_admin(username: str, email: str, generate_if_no_admin: bool) ->
     if generated:
         print(f"  username: {username}\n  password: {generated}\n"
               "  (shown only this once; only its hash is stored)")
+    if settings.admin_two_factor == "required":
+        print("  two-factor: required for admins (ELECTRO_ADMIN_TWO_FACTOR=required). After\n"
+              "  logging in, the first admin page leads to /account/two-factor: scan the QR\n"
+              "  code with an authenticator app and type its code. For a local demo without\n"
+              "  a phone, run with ELECTRO_ADMIN_TWO_FACTOR=optional.")
+
+
+async def reset_two_factor(username: str) -> None:
+    """For the last admin who lost their phone: they enrol again at their next admin page."""
+    settings = load_settings()
+    async with opened(settings.database) as engine, make_sessionmaker(engine).begin() as db:
+        await two_factor.reset_by_username(db, settings, username, events.Actor(name="cli"))
+    print(f"two-factor reset for {username}: they set it up again at /account/two-factor")
 
 
 EVENT_FILTERS = ("type", "actor", "ip", "since", "until")  # as in the /admin/events URL
@@ -320,6 +334,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     bk.add_argument("path", nargs="?", type=Path, help="also copy the file here (file or folder)")
     rs = sub.add_parser("restore", help="replace every table with a backup (safety backup first)")
     rs.add_argument("path", type=Path)
+    tf = sub.add_parser("two-factor", help="two-factor sign-in")
+    tf_sub = tf.add_subparsers(dest="two_factor_command", required=True)
+    tf_reset = tf_sub.add_parser("reset", help="turn an account's two-factor off (lost phone)")
+    tf_reset.add_argument("--username", required=True)
     args = parser.parse_args(argv)
     try:
         if args.command == "init-db":
@@ -337,6 +355,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(backup(args.path))
         elif args.command == "restore":
             asyncio.run(restore(args.path))
+        elif args.command == "two-factor":
+            asyncio.run(reset_two_factor(args.username))
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
@@ -347,6 +367,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bad filter: {exc}", file=sys.stderr)
         return 2
     except backups.BackupError as exc:
+        print(f"{args.command} failed: {exc}", file=sys.stderr)
+        return 1
+    except DomainError as exc:
         print(f"{args.command} failed: {exc}", file=sys.stderr)
         return 1
     except StartFailed as exc:

@@ -29,6 +29,9 @@ class Settings:
     backup_dir: str = ""  # empty: "backups" in the instance folder (see backup_folder)
     database_url: str = ""  # empty: SQLite file in the instance folder
     secret_key: str = ""  # empty: generated once into the instance folder
+    # The key before a rotation: two-factor secrets sealed under it still open (README).
+    previous_secret_key: str = field(default="", repr=False)
+    admin_two_factor: str = "required"  # or "optional" (local demos): see README
     base_url: str = "http://127.0.0.1:5000"
     smtp_host: str = ""  # empty: mail is written as .eml files under the instance folder
     smtp_port: int = 25
@@ -156,6 +159,9 @@ def _check(s: Settings) -> None:
         raise SettingsError(f"ELECTRO_REDIS_URL must be a redis:// URL; got {s.redis_url!r}")
     if s.session_ip_policy not in ("log", "strict"):
         raise SettingsError("ELECTRO_SESSION_IP_POLICY must be 'log' or 'strict'")
+    if s.admin_two_factor not in ("required", "optional"):
+        raise SettingsError("ELECTRO_ADMIN_TWO_FACTOR must be 'required' (admins must use "
+                            f"two-factor) or 'optional'; got {s.admin_two_factor!r}")
     if s.trusted_proxy_hops < 0:
         raise SettingsError("ELECTRO_TRUSTED_PROXY_HOPS must be 0 or more")
     if s.password_max_length < 128 or s.password_min_length < 8:

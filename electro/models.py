@@ -221,3 +221,28 @@ class LoginFailure(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     window_started_at: Mapped[datetime] = mapped_column(DateTime)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class TwoFactor(Base):
+    """An account's TOTP secret (SPEC B4), sealed with a key derived from ELECTRO_SECRET_KEY
+    (electro.security.totp), never in the clear. ``enabled_at`` None: enrolment begun, not yet
+    confirmed with a code. ``last_step``: the time step of the last code accepted, so a code
+    works once (a replay in its window is refused)."""
+
+    __tablename__ = "two_factor"
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    sealed_secret: Mapped[str] = mapped_column(String(255))
+    enabled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_step: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
+
+
+class RecoveryCode(Identified):
+    """One of the ten single-use codes given at enrolment; only its SHA-256 is stored."""
+
+    __tablename__ = "recovery_codes"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -9,6 +9,7 @@ locked, blocked or inactive, and only when the right password was given.
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import DateTime, String, case, delete, func, literal, or_, select, update
@@ -19,9 +20,9 @@ from electro import clock
 from electro.config import Settings
 from electro.db import upsert_insert
 from electro.errors import DomainError, InvalidInput, NotFound
-from electro.models import AccountBlock, Event, LoginFailure, User, UserSession
+from electro.models import AccountBlock, Event, LoginFailure, TwoFactor, User, UserSession
 from electro.security.passwords import Passwords
-from electro.services import events, sessions
+from electro.services import events, keys, sessions
 from electro.services.events import clean_text
 from electro.services.forms import new_password_problems
 from electro.services.mail import send_mail
@@ -253,45 +254,96 @@ async def authenticate(
         await events.record(db, "authn_login_fail", actor_id=user.id, actor=user.username, ip=ip,
                             login=login, reason="locked_now" if locked else "wrong_password")
         raise AuthFailed()
-    now = clock.now()
-    refusal = await _explain_refusal(db, settings, user, ip, now)
+    await check_may_sign_in(db, settings, user, ip, login)
+    return user
+
+
+async def check_may_sign_in(
+    db: AsyncSession, settings: Settings, user: User, ip: str, login: str
+) -> None:
+    """AuthFailed (after its event) when ``user``, whose password was right, may not sign in
+    now: locked, blocked, inactive or from a blocked address. Asked again at the two-factor
+    step: a lock set by wrong codes holds the right one back too."""
+    refusal = await _explain_refusal(db, settings, user, ip, clock.now())
     if refusal is not None:
         await events.record(db, "authn_login_fail", actor_id=user.id, actor=user.username, ip=ip,
                             login=login, reason=refusal)
         raise AuthFailed()
+
+
+@dataclass(frozen=True)
+class SecondStep:
+    """The password was right and the account uses two-factor: the browser gets ``pending``
+    (a one-time key, SECOND_STEP_TTL long) instead of a session, and must send it back with a
+    code (electro.services.two_factor.finish_log_in)."""
+
+    pending: str
+
+
+SECOND_STEP_TTL = timedelta(minutes=5)
+
+
+async def log_in(
+    db: AsyncSession, passwords: Passwords, settings: Settings, login: str, password: str,
+    ip: str, user_agent: str, *, replaces: int | None = None,
+) -> str | SecondStep:
+    """authenticate(), then a brand-new session (never a reused id: no fixation): returns the
+    clear session id, for the cookie only. With two-factor on, no session yet: the SecondStep
+    instead, and the failure counters keep counting until a right code (a right password alone
+    must not reset the count of wrong codes).
+
+    ``replaces``: the session this browser was signed in with, if any; it ends first, so it
+    neither lingers nor counts against the per-account maximum (pushing out another device).
+    """
+    user = await authenticate(db, passwords, settings, login, password, ip)
+    new_hash = (await passwords.hash(password) if passwords.needs_rehash(user.password_hash)
+                else None)
+    # Asked of the table itself: electro.services.two_factor builds on this module.
+    if await db.scalar(select(TwoFactor.enabled_at.is_not(None))
+                       .where(TwoFactor.user_id == user.id)):
+        if new_hash is not None:
+            await _update_user(db, user, {"password_hash": new_hash})
+        pending, _row = await keys.issue(db, settings, "second_step", ttl=SECOND_STEP_TTL,
+                                         user_id=user.id)
+        await events.record(db, "authn_login_second_step", actor_id=user.id,
+                            actor=user.username, ip=ip)
+        return SecondStep(pending)
+    return await start_signed_in(db, settings, user, ip, user_agent, replaces=replaces,
+                                 new_password_hash=new_hash)
+
+
+async def start_signed_in(
+    db: AsyncSession, settings: Settings, user: User, ip: str, user_agent: str, *,
+    replaces: int | None = None, new_password_hash: str | None = None,
+    **success_details: str,
+) -> str:
+    """Every factor was right: the failure counts start afresh, and a new session begins
+    (``replaces`` ends first). Returns the clear session id."""
+    now = clock.now()
     # This address's count starts afresh, like the account's below; written first, in the
     # order record_failure writes (address, then account), so the two cannot deadlock.
     await db.execute(delete(LoginFailure).where(LoginFailure.user_id == user.id,
                                                 LoginFailure.ip == address_key(ip)))
     values: dict[str, object] = {"failed_logins": 0, "failed_window_started_at": None,
                                  "locked_until": None, "last_login_at": now}
-    if passwords.needs_rehash(user.password_hash):
-        values["password_hash"] = await passwords.hash(password)
+    if new_password_hash is not None:
+        values["password_hash"] = new_password_hash
+    await _update_user(db, user, values)
+    if replaces is not None:
+        await sessions.end_sessions(db, UserSession.id == replaces, "replaced")
+    token = await sessions.start_session(db, settings, user, ip, user_agent)
+    await events.record(db, "authn_login_success", actor_id=user.id, actor=user.username, ip=ip,
+                        **success_details)
+    await events.record(db, "session_created", actor_id=user.id, actor=user.username, ip=ip,
+                        user_agent=clean_text(user_agent, 255))
+    return token
+
+
+async def _update_user(db: AsyncSession, user: User, values: dict[str, object]) -> None:
     await db.execute(update(User).where(User.id == user.id).values(**values)
                      .execution_options(synchronize_session=False))
     for name, value in values.items():
         set_committed_value(user, name, value)  # the loaded object matches the row; no reflush
-    return user
-
-
-async def log_in(
-    db: AsyncSession, passwords: Passwords, settings: Settings, login: str, password: str,
-    ip: str, user_agent: str, *, replaces: int | None = None,
-) -> str:
-    """authenticate(), then a brand-new session (never a reused id: no fixation). Returns the
-    clear session id, for the cookie only.
-
-    ``replaces``: the session this browser was signed in with, if any; it ends first, so it
-    neither lingers nor counts against the per-account maximum (pushing out another device).
-    """
-    user = await authenticate(db, passwords, settings, login, password, ip)
-    if replaces is not None:
-        await sessions.end_sessions(db, UserSession.id == replaces, "replaced")
-    token = await sessions.start_session(db, settings, user, ip, user_agent)
-    await events.record(db, "authn_login_success", actor_id=user.id, actor=user.username, ip=ip)
-    await events.record(db, "session_created", actor_id=user.id, actor=user.username, ip=ip,
-                        user_agent=clean_text(user_agent, 255))
-    return token
 
 
 async def end_own_session(db: AsyncSession, user: User, session_id: int, ip: str) -> None:
@@ -318,6 +370,16 @@ async def end_other_sessions(db: AsyncSession, user: User, current: UserSession,
     return ended
 
 
+async def _lock_in_force(db: AsyncSession, user: User, ip: str) -> datetime | None:
+    """When the lock on ``user`` from ``ip`` (for everyone, or from that address) lifts; None
+    when there is none."""
+    now = clock.now()
+    locks = [until for until in (user.locked_until,
+                                 await _address_locked_until(db, user.id, ip, now))
+             if until is not None and until > now]
+    return max(locks, default=None)
+
+
 async def check_current_password(
     db: AsyncSession, passwords: Passwords, settings: Settings, user: User, password: str,
     ip: str, failure_event: str,
@@ -326,14 +388,10 @@ async def check_current_password(
     a wrong one counts as a failed log-in (it is the same guess against the same secret), so a
     stolen session cannot be used to try passwords without limit. The form must answer below
     400 so the count commits."""
-    now = clock.now()
-    locks = [until for until in (user.locked_until,
-                                 await _address_locked_until(db, user.id, ip, now))
-             if until is not None and until > now]
-    if locks:
+    if (until := await _lock_in_force(db, user, ip)) is not None:
         raise InvalidInput(errors={"current_password": (
             "Too many wrong passwords were tried on this account. Try again after "
-            f"{_when(max(locks))}.")})
+            f"{_when(until)}.")})
     if not await passwords.verify(user.password_hash, password):
         await record_failure(db, settings, user, ip)
         await events.record(db, failure_event, actor_id=user.id, actor=user.username, ip=ip,

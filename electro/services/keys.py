@@ -39,7 +39,8 @@ from electro.errors import DomainError
 from electro.models import OneTimeKey
 from electro.security.keys import hash_key, new_key
 
-PURPOSES = frozenset({"register", "reset", "activate", "email_change"})
+# "second_step": the pending state between a right password and its two-factor code.
+PURPOSES = frozenset({"register", "reset", "activate", "email_change", "second_step"})
 
 
 class KeyRefused(DomainError):
@@ -64,11 +65,13 @@ def works(purpose: str, settings: Settings) -> ColumnElement[bool]:
 
 
 async def issue(
-    db: AsyncSession, settings: Settings, purpose: str, **fields: Any
+    db: AsyncSession, settings: Settings, purpose: str, *, ttl: timedelta | None = None,
+    **fields: Any,
 ) -> tuple[str, OneTimeKey]:
     """A new key; returns (clear key for the mail, stored row). ``fields``: user_id, username,
     email, password_hash. A new key for an account replaces its unused ones of the same
-    purpose (the latest mail is the one that works)."""
+    purpose (the latest mail is the one that works). ``ttl``: its lifetime, when not
+    ELECTRO_KEY_TTL_MINUTES."""
     if purpose not in PURPOSES:
         raise ValueError(f"unknown key purpose {purpose!r}")
     user_id = fields.get("user_id")
@@ -79,7 +82,8 @@ async def issue(
     key = new_key()
     now = clock.now()
     row = OneTimeKey(purpose=purpose, key_hash=hash_key(key), created_at=now,
-                     expires_at=now + timedelta(minutes=settings.key_ttl_minutes), **fields)
+                     expires_at=now + (ttl or timedelta(minutes=settings.key_ttl_minutes)),
+                     **fields)
     db.add(row)
     await db.flush()
     return key, row
@@ -117,12 +121,20 @@ async def use(
         return used[0]
     if charge is None:
         raise KeyRefused()
+    raise KeyRefused(ended=await charge_wrong_try(db, settings, purpose, charge))
+
+
+async def charge_wrong_try(
+    db: AsyncSession, settings: Settings, purpose: str, charge: ColumnElement[bool]
+) -> bool:
+    """Count one wrong try against the working key(s) ``charge`` selects; True when this try
+    used up the last attempt of one."""
     attempts = (await db.scalars(
         update(OneTimeKey).where(works(purpose, settings), charge)
         .values(attempts=OneTimeKey.attempts + 1)
         .returning(OneTimeKey.attempts).execution_options(synchronize_session=False)
     )).all()
-    raise KeyRefused(ended=any(n >= settings.key_max_attempts for n in attempts))
+    return any(n >= settings.key_max_attempts for n in attempts)
 
 
 async def purge_expired_keys(db: AsyncSession, settings: Settings) -> int:

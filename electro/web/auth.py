@@ -12,7 +12,8 @@ from datetime import timedelta
 from quart import Blueprint, Response, redirect, request
 from quart_rate_limiter import RateLimit, rate_limit
 
-from electro.services import accounts
+from electro.errors import InvalidInput
+from electro.services import accounts, two_factor
 from electro.web import client_ip, db, render, runtime
 from electro.web.guards import current_account, local_path, sign_in, sign_out
 
@@ -36,7 +37,7 @@ async def login() -> Response:
     rt = runtime()
     previous = await current_account()
     try:
-        session_id = await accounts.log_in(
+        outcome = await accounts.log_in(
             db(), rt.passwords, rt.settings, form.get("login", ""), form.get("password", ""),
             client_ip(), request.headers.get("User-Agent", ""),
             replaces=previous.session.id if previous else None,
@@ -46,6 +47,36 @@ async def login() -> Response:
         # produce byte-identical pages.
         return await render("login.html", "partials/login_form.html",
                             next=target, error=str(failure))
+    if isinstance(outcome, accounts.SecondStep):
+        return await _code_form(outcome.pending, target, error=None)
+    sign_in(outcome)
+    return redirect(target or "/")  # type: ignore[return-value]
+
+
+async def _code_form(pending: str, target: str, error: str | None) -> Response:
+    return await render("login_code.html", "partials/login_code_form.html",
+                        pending=pending, next=target, error=error)
+
+
+@bp.post("/login/code")
+@rate_limit(limits=LOGIN_LIMITS)
+async def login_code() -> Response:
+    """The second step (two-factor). Refusals answer 200 so their counts commit."""
+    form = await request.form
+    target = local_path(form.get("next"), "")
+    pending = form.get("pending", "")
+    previous = await current_account()
+    try:
+        session_id = await two_factor.finish_log_in(
+            db(), runtime().settings, pending, form.get("code", ""), client_ip(),
+            request.headers.get("User-Agent", ""),
+            replaces=previous.session.id if previous else None,
+        )
+    except two_factor.PendingExpired as expired:
+        return await render("login.html", "partials/login_form.html",
+                            next=target, error=str(expired))
+    except InvalidInput as refused:
+        return await _code_form(pending, target, error=refused.errors.get("code"))
     sign_in(session_id)
     return redirect(target or "/")  # type: ignore[return-value]
 

@@ -16,7 +16,7 @@ from quart_auth import AuthUser, login_user, logout_user
 from werkzeug.exceptions import Forbidden, Unauthorized
 
 from electro.models import User
-from electro.services import events, sessions
+from electro.services import events, sessions, two_factor
 from electro.services.sessions import SignedIn
 from electro.web import (
     db,
@@ -130,8 +130,17 @@ def login_redirect() -> Response:
     return redirect(target)  # type: ignore[return-value]
 
 
+def enrol_redirect() -> Response:
+    """To /account/two-factor, coming back afterwards (htmx: HX-Redirect, as login_redirect)."""
+    target = "/account/two-factor?next=" + quote(request.full_path.rstrip("?"), safe="/")
+    if is_htmx():
+        return Response("", 403, headers={"HX-Redirect": target})
+    return redirect(target)  # type: ignore[return-value]
+
+
 def _guard(
-    view: Callable[P, Awaitable[T]], allowed: Callable[[User], bool]
+    view: Callable[P, Awaitable[T]], allowed: Callable[[User], bool], *,
+    admin: bool = False,
 ) -> Callable[P, Awaitable[T | Response]]:
     @wraps(view)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T | Response:
@@ -140,6 +149,9 @@ def _guard(
             return login_redirect()
         if not allowed(account.user):
             raise Forbidden()
+        if (admin and runtime().settings.admin_two_factor == "required"
+                and not await two_factor.is_enabled(db(), account.user.id)):
+            return enrol_redirect()
         return await view(*args, **kwargs)
 
     return wrapper
@@ -151,5 +163,7 @@ def login_required(view: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T |
 
 
 def admin_required(view: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T | Response]]:
-    """Anonymous users go to /login; signed-in non-admins get 403 (recorded as authz_fail)."""
-    return _guard(view, lambda user: user.is_admin)
+    """Anonymous users go to /login; signed-in non-admins get 403 (recorded as authz_fail);
+    with ELECTRO_ADMIN_TWO_FACTOR=required, an admin without two-factor goes to enrol first
+    (SPEC B4), whatever the page or action."""
+    return _guard(view, lambda user: user.is_admin, admin=True)

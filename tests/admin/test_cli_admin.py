@@ -158,3 +158,23 @@ async def test_generates_a_password_only_when_there_is_no_admin(
     assert capsys.readouterr().out == "admin account exists\n"
     assert len(await all_users(db)) == 1
 
+
+
+async def test_the_first_run_says_how_to_set_up_two_factor(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`make run`'s admin must enrol before the admin pages (SPEC B4): its output says how."""
+    argv = ("--username", "admin", "--email", "admin@electro.example", "--generate-if-no-admin")
+    assert await run(*argv) == 0
+    out = capsys.readouterr().out
+    assert "two-factor: required for admins" in out and "/account/two-factor" in out
+    assert "ELECTRO_ADMIN_TWO_FACTOR=optional" in out
+
+
+async def test_with_two_factor_optional_nothing_is_said_about_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ELECTRO_ADMIN_TWO_FACTOR", "optional")
+    argv = ("--username", "admin", "--email", "admin@electro.example", "--generate-if-no-admin")
+    assert await run(*argv) == 0
+    assert "two-factor" not in capsys.readouterr().out

@@ -1,14 +1,18 @@
 """Walks the URL map so a new route cannot slip past the CSRF check, the rate limiter or the
-admin guard."""
+admin guard (which also sends an admin without two-factor to enrol, SPEC B4)."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+import pytest
 from quart_rate_limiter import QUART_RATE_LIMITER_EXEMPT_ATTRIBUTE
+from sqlalchemy import func, select
 
-from electro.web.guards import admin_required
+from electro.models import Event, OutboxMail
+from electro.web.guards import admin_required, login_required
+from tests.support import Client, make_user, sign_in
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 EXEMPT_ALLOWED = {"system.healthz"}  # health probe and benchmark baseline
@@ -49,11 +53,27 @@ async def test_every_unsafe_route_refuses_a_missing_or_wrong_csrf_token(
     assert (await client.post("/probe")).status_code == 200
 
 
-async def _admin_guard_violations(app: Any, anonymous: Any, user: Any) -> list[str]:
-    """Every /admin route, every method: anonymous -> /login, signed-in non-admin -> 403."""
+@pytest.fixture
+def two_factor_required(settings_overrides: dict[str, Any]) -> None:
+    settings_overrides["admin_two_factor"] = "required"  # the production default
+
+
+@pytest.fixture
+async def unenrolled_admin(app: Any) -> Client:
+    """An admin without two-factor (the app requires it: see two_factor_required)."""
+    client = Client(app)
+    await sign_in(app, client, await make_user(app, "newadmin", is_admin=True))
+    return client
+
+
+async def _admin_guard_violations(
+    app: Any, anonymous: Any, user: Any, unenrolled_admin: Any
+) -> list[str]:
+    """Every /admin route, every method: anonymous -> /login, signed-in non-admin -> 403, an
+    admin without two-factor -> /account/two-factor (SPEC B4), and nothing done for any."""
     problems = []
-    await anonymous.refresh_token()
-    await user.refresh_token()
+    for client in (anonymous, user, unenrolled_admin):
+        await client.refresh_token()
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/admin"):
             continue
@@ -66,28 +86,56 @@ async def _admin_guard_violations(app: Any, anonymous: Any, user: Any) -> list[s
             signed_in = await user.raw.open(path, method=method, form={"csrf_token": user.token})
             if signed_in.status_code != 403:
                 problems.append(f"{method} {rule.rule}: non-admin got {signed_in.status_code}")
+            admin = await unenrolled_admin.raw.open(
+                path, method=method, form={"csrf_token": unenrolled_admin.token})
+            if admin.status_code != 302 or not admin.headers["Location"].startswith(
+                    "/account/two-factor?next="):
+                problems.append(f"{method} {rule.rule}: admin without two-factor got "
+                                f"{admin.status_code}")
     return problems
 
 
-async def test_every_admin_route_requires_an_admin(app: Any, client: Any, user_client: Any) -> None:
+async def test_every_admin_route_requires_an_admin_with_two_factor(
+    two_factor_required: None, app: Any, client: Any, user_client: Any,
+    unenrolled_admin: Any,
+) -> None:
     @app.route("/admin/probe/<int:row>", methods=["GET", "POST"])
     @admin_required
     async def guarded_probe(row: int) -> str:
         return "admin only"
 
-    assert await _admin_guard_violations(app, client, user_client) == []
+    assert await _admin_guard_violations(app, client, user_client, unenrolled_admin) == []
+    assert await mail_and_events_untouched(app)
+
+
+async def mail_and_events_untouched(app: Any) -> bool:
+    """No admin action ran during the walk: nothing queued, no admin_* event recorded."""
+    async with app.extensions["electro"].sessions() as db:
+        mails = await db.scalar(select(func.count()).select_from(OutboxMail))
+        admin_events = await db.scalar(select(func.count()).select_from(Event).where(
+            Event.type.startswith("admin_")))
+    return mails == 0 and admin_events == 0
 
 
 async def test_the_admin_walk_catches_a_route_without_its_guard(
-    app: Any, client: Any, user_client: Any
+    two_factor_required: None, app: Any, client: Any, user_client: Any,
+    unenrolled_admin: Any,
 ) -> None:
     @app.post("/admin/forgotten")
     async def forgotten() -> str:
         return "anyone"
 
-    problems = await _admin_guard_violations(app, client, user_client)
+    @app.get("/admin/half-guarded")
+    @login_required
+    async def half_guarded() -> str:
+        return "any signed-in account"
+
+    problems = await _admin_guard_violations(app, client, user_client, unenrolled_admin)
     assert problems == ["POST /admin/forgotten: anonymous got 200",
-                        "POST /admin/forgotten: non-admin got 200"]
+                        "POST /admin/forgotten: non-admin got 200",
+                        "POST /admin/forgotten: admin without two-factor got 200",
+                        "GET /admin/half-guarded: non-admin got 200",
+                        "GET /admin/half-guarded: admin without two-factor got 200"]
 
 
 async def test_every_id_in_a_path_is_bounded(app: Any, admin_client: Any) -> None:

@@ -30,6 +30,9 @@ TEST_SETTINGS: dict[str, Any] = {
     "argon2_memory_kib": 1024,
     "argon2_parallelism": 1,
     "job_interval_seconds": 3600.0,
+    # The suite's admins sign in through helpers without a code; tests of two-factor itself
+    # (tests/accounts/test_two_factor.py, the URL-map walk) set "required", the default.
+    "admin_two_factor": "optional",
 }
 
 

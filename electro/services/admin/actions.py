@@ -16,7 +16,7 @@ from electro import clock
 from electro.db import Base, Identified, among
 from electro.errors import DomainError, FieldError, InvalidInput
 from electro.models import AccountBlock, IpBlock, User, UserSession
-from electro.services import backups, blocking
+from electro.services import backups, blocking, two_factor
 from electro.services.admin import accounts
 from electro.services.admin.fields import parse_when, plural, show
 from electro.services.admin.registry import Action, ActionContext, ActionInput, ActionResult
@@ -143,6 +143,13 @@ async def _lift_account_blocks(
     return ActionResult(f"Lifted {plural(n, 'block')}.", n)
 
 
+async def _reset_two_factor(
+    db: AsyncSession, ctx: ActionContext, ids: list[int]
+) -> ActionResult:
+    n = await two_factor.reset(db, ctx.settings, ids, ctx.actor)
+    return ActionResult(f"Reset two-factor of {plural(n, 'account')}; they set it up again.", n)
+
+
 ACTIVATE = Action("activate", "Activate", _activate)
 DEACTIVATE = Action("deactivate", "Deactivate (ends their sessions)", _deactivate)
 DELETE_ACCOUNTS = Action("delete", "Delete rows", _delete_accounts, deletes_rows=True)
@@ -156,6 +163,9 @@ BLOCK_ACCOUNTS = Action(
     inputs=(ActionInput("until", "Until", type="datetime-local"),
             ActionInput("reason", "Reason", max_length=blocking.MAX_REASON)),
     records_event=False)
+# The two-factor service records two_factor_reset itself (and mails each owner).
+RESET_TWO_FACTOR = Action("reset_two_factor", "Reset two-factor (a lost phone)",
+                          _reset_two_factor, records_event=False)
 LIFT_ACCOUNT_BLOCKS = Action("lift_account_blocks", "Lift their blocks", _lift_account_blocks,
                              records_event=False)
 

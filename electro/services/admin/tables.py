@@ -19,6 +19,7 @@ from electro.models import (
     OutboxMail,
     Product,
     SearchRecord,
+    TwoFactor,
     User,
     UserSession,
 )
@@ -36,6 +37,7 @@ from electro.services.admin.actions import (
     MAKE_ADMIN,
     MAKE_BACKUP,
     REMOVE_ADMIN,
+    RESET_TWO_FACTOR,
     RESTORE,
     SEND_TEST_MAIL,
 )
@@ -63,6 +65,10 @@ def _user_name(user_id: SQLColumnExpression[int | None]) -> ScalarSelect[str]:
 
 # ---------------------------------------------------------------- the tables
 
+# Empty while two-factor is off (or only being set up); the secret itself is never selected.
+_two_factor_since = (
+    select(TwoFactor.enabled_at).where(TwoFactor.user_id == User.id).scalar_subquery()
+)
 _users = Table(
     name="users", title="Users", model=User,
     columns=(
@@ -73,6 +79,7 @@ _users = Table(
         Column("failed_logins", "Failed log-ins", User.failed_logins),
         Column("locked_until", "Locked until", User.locked_until),
         Column("last_login_at", "Last log-in", User.last_login_at),
+        Column("two_factor_since", "Two-factor since", _two_factor_since),
         Column("created_at", "Created", User.created_at),
     ),
     searchable=("username", "email"),
@@ -85,7 +92,7 @@ _users = Table(
         Field("is_active", "is_active", yes_no, input="yes-no"),
     ),
     actions=(ACTIVATE, DEACTIVATE, DELETE_ACCOUNTS, DELETE_INACTIVE, SEND_TEST_MAIL, MAKE_ADMIN,
-             REMOVE_ADMIN, BLOCK_ACCOUNTS, LIFT_ACCOUNT_BLOCKS),
+             REMOVE_ADMIN, BLOCK_ACCOUNTS, LIFT_ACCOUNT_BLOCKS, RESET_TWO_FACTOR),
     check_edit=accounts.check_edit,
 )
 
