@@ -12,7 +12,7 @@ from datetime import timedelta
 from quart import Blueprint, Response, redirect, request
 from quart_rate_limiter import RateLimit, rate_limit
 
-from electro.services import accounts
+from electro.services import accounts, basket
 from electro.web import client_ip, db, render, runtime
 from electro.web.guards import current_account, local_path, sign_in, sign_out
 
@@ -46,8 +46,14 @@ async def login() -> Response:
         # produce byte-identical pages.
         return await render("login.html", "partials/login_form.html",
                             next=target, error=str(failure))
+    anonymous_basket = request.cookies.get(basket.COOKIE)
+    if anonymous_basket:  # the visitor's basket joins the account's (quantities add)
+        await basket.merge_on_log_in(db(), anonymous_basket, session_id)
     sign_in(session_id)
-    return redirect(target or "/")  # type: ignore[return-value]
+    response: Response = redirect(target or "/")  # type: ignore[assignment]
+    if anonymous_basket:
+        response.delete_cookie(basket.COOKIE)
+    return response
 
 
 @bp.post("/logout")
