@@ -243,8 +243,10 @@ async def merge_on_log_in(db: AsyncSession, anonymous_token: str, session_token:
     if not incoming:
         return
     basket, _ = await _basket_of(db, Owner(user_id=user_id))
-    held = dict((await db.execute(select(BasketLine.product_id, BasketLine.quantity).where(
-        BasketLine.basket_id == basket.id))).tuples().all())
+    held: dict[int | None, int] = {
+        product_id: quantity for product_id, quantity in await db.execute(
+            select(BasketLine.product_id, BasketLine.quantity)
+            .where(BasketLine.basket_id == basket.id))}
     for product_id, quantity, name, stock in incoming:
         merged = min(held.get(product_id, 0) + quantity, MAX_QUANTITY, stock)
         if product_id is not None and merged > 0:
