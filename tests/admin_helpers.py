@@ -16,6 +16,8 @@ from electro.models import (
     Event,
     IpBlock,
     OneTimeKey,
+    Order,
+    OrderLine,
     OutboxMail,
     Product,
     SearchRecord,
@@ -78,6 +80,19 @@ def hidden(html: str, name: str) -> str:
 SECRET_BODY = "Key: mailed-clear-key-never-shown"
 
 
+async def add_order(db: Any, user_id: int | None, number: str, name: str, line: str,
+                    status: str = "awaiting_payment") -> Order:
+    """A placed order of one line (straight in the database, as placing leaves it)."""
+    order = Order(number=number, user_id=user_id, email=f"{number.lower()}@example.com",
+                  status=status, payment="bank_transfer", name=name, street="Main Street 1",
+                  postcode="10115", city="Berlin", country="Germany", subtotal_cents=1000,
+                  delivery_cents=495, total_cents=1495, checkout_hash=number.ljust(64, "0"))
+    db.add(order)
+    await db.flush()
+    db.add(OrderLine(order_id=order.id, name=line, unit_price_cents=1000, quantity=1))
+    return order
+
+
 async def seed_every_table(app: Any) -> None:
     """A row in every table (an account "blocked" with a block), with secrets to look for."""
     now = clock.now()
@@ -97,6 +112,7 @@ async def seed_every_table(app: Any) -> None:
             Backup(filename="backup-1.jsonl.gz", sha256="f0" * 32, schema_revision="0001",
                    row_counts={"users": 1}),
         ])
+        await add_order(db, user_id, "TEST-0001", "Blocked Buyer", "Camera 000")
 
 
 async def seed_second_rows(app: Any) -> None:
@@ -127,3 +143,4 @@ async def seed_second_rows(app: Any) -> None:
             Backup(filename="backup-2.jsonl.gz", sha256="a0" * 32, schema_revision="0001",
                    row_counts={"users": 2}, size_bytes=99),
         ])
+        await add_order(db, None, "TEST-000A", "Anna Gone", "HDMI adapter", status="shipped")
