@@ -343,3 +343,19 @@ async def test_jobs_cancel_unpaid_orders_and_drop_abandoned_baskets(
     assert "No payment arrived within 7 days." in body_of(mails[2])
     # Ann's own basket stays; the anonymous one went.
     assert [row[0] for row in await fetch(app, select(Basket.user_id))] == [ann.id]
+
+
+async def test_search_rows_carry_each_askers_own_csrf_token(app: Any, client: Client) -> None:
+    """Search results are cached for everyone, so their forms hold a slot that each answer
+    fills with the asker's own token (a cached token would be someone else's)."""
+    (phone,) = await products(app, (3, 1000))
+    other = Client(app)
+    for shopper in (client, other):
+        token = await shopper.refresh_token()
+        for htmx in (False, True):
+            html = await (await shopper.get("/search?q=phone", htmx=htmx)).get_data(as_text=True)
+            assert f'name="csrf_token" value="{token}"' in html and "csrf-token-->" not in html
+            assert f'name="product_id" value="{phone}"' in html
+    assert client.token != other.token
+    cached = app.extensions["electro"].search_cache.fragments
+    assert cached and all("<!--csrf-token-->" in html for html, _ in cached.values())
