@@ -26,9 +26,9 @@ STOCK = 10
 
 
 async def _shoppers_with_the_product_in_their_basket(
-    live_server: LiveServer, database_url: str
+    live_server: LiveServer, database_url: str, shoppers: int = SHOPPERS
 ) -> tuple[int, list[str]]:
-    """The product (STOCK in stock) and SHOPPERS signed-in shoppers' session cookies, each
+    """The product (STOCK in stock) and ``shoppers`` signed-in shoppers' session cookies, each
     with one unit in their basket, written straight into the server's database."""
     signer = create_app({"secret_key": live_server.env["ELECTRO_SECRET_KEY"],
                          "instance_dir": Path(live_server.env["ELECTRO_INSTANCE_DIR"])})
@@ -43,7 +43,7 @@ async def _shoppers_with_the_product_in_their_basket(
             product = Product(name="Last Phone", company="Acme", category_id=category.id,
                               price_cents=100_00, stock=STOCK)
             users = [User(username=f"shopper{n}", email=f"shopper{n}@example.com",
-                          password_hash="x") for n in range(SHOPPERS)]
+                          password_hash="x") for n in range(shoppers)]
             db.add_all([product, *users])
             await db.flush()
             baskets = [Basket(user_id=user.id) for user in users]
@@ -108,3 +108,28 @@ async def test_200_shoppers_at_once_buy_exactly_the_10_in_stock(
     assert await _count(database_url, select(Product.stock).where(Product.id == product_id)) == 0
     assert await _count(database_url, select(func.count(Order.id))) == STOCK
     assert await _count(database_url, select(func.sum(OrderLine.quantity))) == STOCK
+
+
+async def test_one_form_submitted_five_times_at_once_makes_one_order(
+    live_server: LiveServer, database_url: str
+) -> None:
+    """A double click, concurrently: the repeats wait for the first submit's one-time token to
+    commit, then answer with its order."""
+    product_id, (cookie,) = await _shoppers_with_the_product_in_their_basket(
+        live_server, database_url, shoppers=1)
+    cookie, form = await asyncio.to_thread(_checkout_form, live_server.url, cookie)
+    repeats = 5
+    start = threading.Barrier(repeats)
+
+    def submit() -> tuple[int, str, str]:
+        start.wait()
+        return _request(f"{live_server.url}/checkout", cookie, form)
+
+    loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor(max_workers=repeats) as pool:
+        answers = await asyncio.gather(*(loop.run_in_executor(pool, submit)
+                                         for _ in range(repeats)))
+    assert [status for status, _, _ in answers] == [303] * repeats
+    assert await _count(database_url, select(func.count(Order.id))) == 1
+    assert await _count(database_url, select(Product.stock).where(
+        Product.id == product_id)) == STOCK - 1

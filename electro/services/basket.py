@@ -90,6 +90,10 @@ def delivery_fee(subtotal_cents: int, settings: Settings) -> int:
     return settings.delivery_fee_cents
 
 
+def _capped(name: str, stock: int) -> str:
+    return f"Only {stock} of “{name}” in stock: your basket holds {stock}."
+
+
 def _shortage(name: str, quantity: int, stock: int) -> str:
     if stock <= 0:
         return f"“{name}” is sold out."
@@ -154,7 +158,7 @@ async def add(
     kept = min(wanted, product.stock)
     await _put(db, basket.id, product_id, product.name, kept)
     message = (f"Added “{product.name}” to your basket." if kept == wanted else
-               f"Only {product.stock} of “{product.name}” in stock: your basket holds {kept}.")
+               _capped(product.name, product.stock))
     return Added(message, await count(db, Owner(basket.user_id, new_token or owner.token)),
                  new_token)
 
@@ -207,10 +211,12 @@ async def set_quantity(db: AsyncSession, owner: Owner, line_id: int, quantity: i
     if quantity == 0 or line.product_id is None:
         return await remove(db, owner, line_id)
     stock = await db.scalar(select(Product.stock).where(Product.id == line.product_id)) or 0
-    line.quantity = min(quantity, MAX_QUANTITY, max(stock, 1))
+    if stock <= 0:
+        raise InvalidInput(f"“{line.product_name}” is sold out: remove it to check out.")
+    line.quantity = min(quantity, stock)
     await _touch(db, line.basket_id)
     if line.quantity < quantity:
-        return _shortage(line.product_name, quantity, stock)
+        return _capped(line.product_name, stock)
     return f"“{line.product_name}”: {line.quantity} in your basket."
 
 

@@ -154,9 +154,9 @@ async def _write(
     db: AsyncSession, settings: Settings, user: User, fields: dict[str, str],
     checkout_hash: str, current: BasketView,
 ) -> Order:
-    label_status = PAYMENTS[fields["payment"]]
+    _label, status = PAYMENTS[fields["payment"]]
     order = Order(number=new_number(), user_id=user.id, email=user.email,
-                  status=label_status[1], checkout_hash=checkout_hash,
+                  status=status, checkout_hash=checkout_hash,
                   subtotal_cents=current.subtotal_cents, delivery_cents=current.delivery_cents,
                   total_cents=current.total_cents, created_at=clock.now(), **fields)
     db.add(order)

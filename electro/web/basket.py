@@ -109,7 +109,6 @@ async def remove_line(line_id: int) -> Response:
 
 async def _after_change(message: str) -> Response:
     if is_htmx():
-        await db().flush()
         return await _basket_page(message)
     await flash(message)
     return redirect("/basket")  # type: ignore[return-value]
@@ -126,7 +125,7 @@ async def _checkout_page(
     checkout = await orders.checkout(db(), runtime().settings, account.user)
     return await render(
         "checkout.html", "partials/checkout_form.html", status, checkout=checkout,
-        token=token or checkout.token, form=form or {"name": ""}, errors=errors or {},
+        token=token or checkout.token, form=form or {}, errors=errors or {},
         problems=problems or [], payments=orders.PAYMENTS, fields=orders.ADDRESS_FIELDS)
 
 
@@ -145,10 +144,9 @@ async def place_order() -> Response:
     try:
         order = await orders.place_order(
             db(), runtime().settings, account.user, form, await acting())
-    except InvalidInput as refused:  # the form again, with the fields' messages
+    except (InvalidInput, orders.OutOfStock, orders.PriceChanged) as refused:
+        # The form again, with the fields' messages or the basket and total as they are now;
+        # its token is unused (nothing was placed), so it stays.
         return await _checkout_page(dict(form), refused.errors, refused.problems,
                                     refused.status, form.get("checkout_token", ""))
-    except (orders.OutOfStock, orders.PriceChanged) as refused:  # the new basket and total
-        return await _checkout_page(dict(form), {}, refused.problems, refused.status,
-                                    form.get("checkout_token", ""))
     return redirect(f"/account/orders/{order.number}", 303)  # type: ignore[return-value]
