@@ -229,6 +229,8 @@ async def test_missing_stock_takes_nothing_and_says_which_line_and_how_many_are_
     assert "nothing was ordered" in html and "“Phone 1”: you asked for 4, only 1 left." in html
     assert (await stock_of(app, phone), await stock_of(app, cable)) == (5, 1)
     assert await fetch(app, select(Order.id)) == []
+    (event,) = (await fetch(app, select(Event).where(Event.type == "order_refused")))[0]
+    assert event.actor == "ann" and "only 1 left" in str(event.details["problems"])
 
 
 async def test_a_changed_price_shows_the_new_total_to_confirm_again(

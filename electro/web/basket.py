@@ -15,13 +15,14 @@ from urllib.parse import urlsplit
 
 from quart import Blueprint, Response, flash, g, redirect, render_template, request
 from quart_rate_limiter import rate_limit
+from werkzeug.datastructures import MultiDict
 
-from electro.errors import FieldError, InvalidInput
+from electro.errors import DomainError, FieldError, InvalidInput
 from electro.inputs import whole_number
 from electro.services import basket, orders
 from electro.services.basket import Owner
 from electro.services.catalog import MAX_ID
-from electro.web import db, is_htmx, render, runtime
+from electro.web import db, is_htmx, own_transaction, render, runtime
 from electro.web.guards import acting, local_path, login_required, signed_in
 
 bp = Blueprint("basket", __name__)
@@ -129,6 +130,13 @@ async def _checkout_page(
         problems=problems or [], payments=orders.PAYMENTS, fields=orders.ADDRESS_FIELDS)
 
 
+async def _checkout_refused(form: MultiDict[str, str], refused: DomainError) -> Response:
+    """The form again, with the fields' messages or the basket and total as they are now; its
+    token was not used (nothing was placed), so it stays."""
+    return await _checkout_page(dict(form), refused.errors, refused.problems, refused.status,
+                                form.get("checkout_token", ""))
+
+
 @bp.get("/checkout")
 @login_required
 async def checkout_form() -> Response:
@@ -141,12 +149,14 @@ async def checkout_form() -> Response:
 async def place_order() -> Response:
     account = await signed_in()
     form = await request.form
+    actor = await acting()
     try:
-        order = await orders.place_order(
-            db(), runtime().settings, account.user, form, await acting())
-    except (InvalidInput, orders.OutOfStock, orders.PriceChanged) as refused:
-        # The form again, with the fields' messages or the basket and total as they are now;
-        # its token is unused (nothing was placed), so it stays.
-        return await _checkout_page(dict(form), refused.errors, refused.problems,
-                                    refused.status, form.get("checkout_token", ""))
+        order = await orders.place_order(db(), runtime().settings, account.user, form, actor)
+    except InvalidInput as refused:
+        return await _checkout_refused(form, refused)
+    except (orders.OutOfStock, orders.PriceChanged) as refused:
+        async with own_transaction() as own:  # the 409 rolls the request back; this stays
+            await actor.record(own, "order_refused", reason=refused.message,
+                               problems=refused.problems)
+        return await _checkout_refused(form, refused)
     return redirect(f"/account/orders/{order.number}", 303)  # type: ignore[return-value]
