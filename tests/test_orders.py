@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from electro import clock
 from electro.models import Basket, BasketLine, Event, Order, OrderLine, Product
-from electro.services import basket, orders
+from electro.services import basket, dashboard, orders
 from electro.tasks import OUTBOX, run_jobs_once
 from tests.accounts_support import log_in
-from tests.admin_helpers import fetch, insert_rows, seed_catalogue
+from tests.admin_helpers import add_order, fetch, insert_rows, seed_catalogue
 from tests.conftest import Client, Mailbox, body_of, make_user, sign_in
 from tests.test_admin_actions import act
 
@@ -361,3 +361,18 @@ async def test_search_rows_carry_each_askers_own_csrf_token(app: Any, client: Cl
     assert client.token != other.token
     cached = app.extensions["electro"].search_cache.fragments
     assert cached and all("<!--csrf-token-->" in html for html, _ in cached.values())
+
+
+async def test_the_dashboard_charts_orders_and_revenue_per_day(
+    app: Any, admin_client: Client
+) -> None:
+    async with app.extensions["electro"].sessions.begin() as db:
+        for number, status in (("DASH-0001", "paid"), ("DASH-0002", "confirmed"),
+                               ("DASH-0003", "cancelled")):
+            await add_order(db, None, number, "Ann", "Phone", status=status)  # 14.95 each
+        placed, revenue = await dashboard.order_series(db, days=30)
+    assert (placed.title, placed.points[-1][1], sum(v for _, v in placed.points)) == (
+        "Orders", 3, 3)
+    assert revenue.points[-1][1] == 29  # two orders of €14.95, not the cancelled one
+    page = await (await admin_client.get("/admin")).get_data(as_text=True)
+    assert 'aria-label="Orders"' in page and 'aria-label="Revenue (€)"' in page

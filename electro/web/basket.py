@@ -84,10 +84,9 @@ async def add_item() -> Response:
     return _changed(response, added.count)
 
 
-async def _basket_page(notice: str = "", status: int = 200) -> Response:
+async def _basket_page(notice: str = "") -> Response:
     view = await basket.view(db(), runtime().settings, owner())
-    response = await render("basket.html", "partials/basket.html", status, view=view,
-                            notice=notice)
+    response = await render("basket.html", "partials/basket.html", view=view, notice=notice)
     return _changed(response, view.count)
 
 
