@@ -8,7 +8,8 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import event, select
 
 from electro import clock
 from electro.models import Basket, BasketLine, Event, Order, OrderLine, Product
@@ -376,3 +377,46 @@ async def test_the_dashboard_charts_orders_and_revenue_per_day(
     assert revenue.points[-1][1] == 29  # two orders of €14.95, not the cancelled one
     page = await (await admin_client.get("/admin")).get_data(as_text=True)
     assert 'aria-label="Orders"' in page and 'aria-label="Revenue (€)"' in page
+
+
+async def test_order_actions_cost_the_same_statements_for_20_orders_as_for_900(
+    app: Any, admin_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app.extensions["electro"], "wake_jobs", None)  # count the requests' own
+    (phone,) = await products(app, (0, 1000))
+
+    async def placed(count: int, prefix: str) -> list[int]:
+        async with app.extensions["electro"].sessions.begin() as db:
+            ids = await insert_rows(db, Order, [
+                {"number": f"{prefix}-{n:04d}", "email": f"{prefix}{n}@example.com",
+                 "status": "awaiting_payment", "payment": "bank_transfer", "name": "A",
+                 "street": "S", "postcode": "10115", "city": "C", "country": "D",
+                 "subtotal_cents": 1000, "delivery_cents": 0, "total_cents": 1000,
+                 "checkout_hash": f"{prefix}-{n:04d}".ljust(64, "-"), "created_at": clock.now()}
+                for n in range(count)])
+            await insert_rows(db, OrderLine, [
+                {"order_id": order_id, "product_id": phone, "name": "Phone 0",
+                 "unit_price_cents": 1000, "quantity": 1} for order_id in ids])
+        return ids
+
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    async def statements_for(action: str, ids: list[int]) -> int:
+        statements.clear()
+        status, html, _ = await act(admin_client, "orders", action, ids)
+        assert status == 200, html
+        return len(statements)
+
+    few, many = await placed(20, "FEW"), await placed(900, "MANY")
+    await act(admin_client, "orders", "mark_paid", await placed(1, "WARM"))  # first-use work
+    engine = app.extensions["electro"].engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        for action in ("mark_paid", "cancel"):
+            assert await statements_for(action, few) == await statements_for(action, many) < 15
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert await stock_of(app, phone) == 920  # each cancelled order's unit came back
