@@ -45,15 +45,14 @@ class Owner:
 
 @dataclass(frozen=True)
 class Line:
-    """A basket line as the basket page shows it: current price and stock, and what is wrong
-    with it, if anything (the product went, or there is not enough of it left)."""
+    """A basket line as the basket page shows it: current price, and what is wrong with it, if
+    anything (the product went, or there is not enough of it left)."""
 
     id: int
     product_id: int | None
     name: str
     quantity: int
     price_cents: int  # current; 0 once the product has gone
-    stock: int
     problem: str = ""
 
     @property
@@ -119,7 +118,7 @@ async def view(db: AsyncSession, settings: Settings, owner: Owner) -> BasketView
         else:
             problem = ""
         lines.append(Line(line.id, line.product_id, line.product_name, line.quantity,
-                          price or 0, stock or 0, problem))
+                          price or 0, problem))
     subtotal = sum(line.total_cents for line in lines)
     return BasketView(lines, subtotal, delivery_fee(subtotal, settings))
 

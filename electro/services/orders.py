@@ -133,7 +133,7 @@ async def place_order(
                            f"{format_price(current.total_cents)}. Check it and confirm again.")
     try:
         async with db.begin_nested():  # a refusal takes back all of it, the order row too
-            order = await _write(db, settings, user, fields, checkout_hash, current)
+            order = await _write(db, user, fields, checkout_hash, current)
     except IntegrityError:
         # The same form, submitted again while the first submit was being placed: the unique
         # token waited for that one to commit. (A clash of random numbers lands here too.)
@@ -151,8 +151,8 @@ async def _placed_with(db: AsyncSession, user: User, checkout_hash: str) -> Orde
 
 
 async def _write(
-    db: AsyncSession, settings: Settings, user: User, fields: dict[str, str],
-    checkout_hash: str, current: BasketView,
+    db: AsyncSession, user: User, fields: dict[str, str], checkout_hash: str,
+    current: BasketView,
 ) -> Order:
     _label, status = PAYMENTS[fields["payment"]]
     order = Order(number=new_number(), user_id=user.id, email=user.email,
