@@ -26,9 +26,11 @@ from electro.web import (
     admin,
     admin_tables,
     auth,
+    basket,
     close_db,
     errors,
     finish_db,
+    orders,
     recovery,
     register,
     runtime,
@@ -39,7 +41,7 @@ from electro.web import (
 )
 from electro.web.bodies import bound_request_bodies
 from electro.web.converters import IdConverter
-from electro.web.csrf import check_csrf, csrf_token
+from electro.web.csrf import CSRF_SLOT, check_csrf, csrf_token
 from electro.web.guards import ElectroUser, load_account
 from electro.web.headers import is_private_path, security_headers
 from electro.web.ratelimit import AtomicRateLimiter, client_key, make_store
@@ -82,17 +84,19 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
         default_limits=[RateLimit(count, timedelta(seconds=seconds))],
     )
     app.jinja_env.globals["csrf_token"] = csrf_token
+    app.jinja_env.globals["csrf_slot"] = CSRF_SLOT
     app.add_template_filter(format_price, "money")
     app.add_template_filter(highlight, "highlight")
     app.context_processor(_template_context)
     app.before_request(check_csrf)
     app.before_request(load_account)
+    app.before_request(basket.load_basket_count)  # after the account is known
     app.after_request(security_headers(settings.cookie_secure))
     app.after_request(finish_db)
     app.teardown_appcontext(close_db)
     errors.register_error_handlers(app)
-    for area in (shop, search, auth, account, two_factor, register, recovery, admin,
-                 admin_tables, system):
+    for area in (shop, search, auth, account, two_factor, basket, orders, register, recovery,
+                 admin, admin_tables, system):
         app.register_blueprint(area.bp)
     bound_request_bodies(app, settings)
     # while_serving generators unwind in reverse: jobs stop before the engine is disposed.
@@ -119,6 +123,7 @@ async def _database() -> AsyncGenerator[None, None]:
 
 
 def _template_context() -> dict[str, Any]:
-    """For every template: ``account`` (the signed-in SignedIn or None) and ``private_page``
-    (account and admin pages keep no htmx history cache)."""
-    return {"account": g.get("account"), "private_page": is_private_path(request.path)}
+    """For every template: ``account`` (the signed-in SignedIn or None), ``private_page``
+    (account and admin pages keep no htmx history cache) and ``basket_count`` (the header's)."""
+    return {"account": g.get("account"), "private_page": is_private_path(request.path),
+            "basket_count": g.get("basket_count", 0)}

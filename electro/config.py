@@ -69,6 +69,11 @@ class Settings:
     max_form_fields: int = 1000
     body_timeout_seconds: int = 30
     job_interval_seconds: float = 30.0
+    delivery_fee_cents: int = 495  # one flat fee per order...
+    free_delivery_from_cents: int = 5000  # ...waived from this value of goods (0: never waived)
+    unpaid_order_days: int = 7  # a bank-transfer order unpaid this long is cancelled
+    # In the confirmation mail of a bank-transfer order, above the order number (the reference).
+    bank_details: str = "E-lectro GmbH, IBAN DE89 3704 0044 0532 0130 00, BIC COBADEFFXXX"
     # Read by `electro create-admin` only (empty: it prompts); kept out of repr and logs.
     admin_password: str = field(default="", repr=False)
 
@@ -175,6 +180,14 @@ def _check(s: Settings) -> None:
             "an account for everyone) must be greater than ELECTRO_LOGIN_LOCK_THRESHOLD (from "
             f"one address), which must be at least 1; got {s.login_account_lock_threshold} and "
             f"{s.login_lock_threshold}")
+    if s.delivery_fee_cents < 0 or s.free_delivery_from_cents < 0:
+        raise SettingsError("ELECTRO_DELIVERY_FEE_CENTS and ELECTRO_FREE_DELIVERY_FROM_CENTS "
+                            "must be 0 or more (whole cents)")
+    if s.unpaid_order_days < 1:
+        raise SettingsError("ELECTRO_UNPAID_ORDER_DAYS must be at least 1; got "
+                            f"{s.unpaid_order_days}")
+    if not s.bank_details.strip():
+        raise SettingsError("ELECTRO_BANK_DETAILS must say where to pay (account holder, IBAN)")
     parse_rate(s.default_rate_limit, "ELECTRO_DEFAULT_RATE_LIMIT")
 
 

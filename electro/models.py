@@ -246,3 +246,70 @@ class RecoveryCode(Identified):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     code_hash: Mapped[str] = mapped_column(String(64))
     used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Basket(Identified):
+    """A shopper's basket, held on the server: an account's (``user_id``), or an anonymous
+    visitor's, named by a random cookie id of which only the SHA-256 is stored (like session
+    ids). ``updated_at`` moves with every change; anonymous baskets idle for 30 days go."""
+
+    __tablename__ = "baskets"
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now, index=True)
+
+
+class BasketLine(Identified):
+    """A product in a basket. A deleted product leaves the line (product_id NULL) with its
+    name, so the basket can say what went."""
+
+    __tablename__ = "basket_lines"
+    basket_id: Mapped[int] = mapped_column(ForeignKey("baskets.id", ondelete="CASCADE"))
+    product_id: Mapped[int | None] = mapped_column(
+        ForeignKey("products.id", ondelete="SET NULL"), index=True)  # deleting looks here
+    product_name: Mapped[str] = mapped_column(String(200))
+    quantity: Mapped[int] = mapped_column(Integer)
+    added_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
+    __table_args__ = (UniqueConstraint("basket_id", "product_id"),)
+
+
+class Order(Identified):
+    """A placed order. The address, the e-mail and the money are copies taken when it was
+    placed: what was bought stays as it was, whatever becomes of the account or catalogue.
+    ``checkout_hash`` is the SHA-256 of the checkout form's one-time token: a second submit of
+    the same form finds this order instead of making another."""
+
+    __tablename__ = "orders"
+    number: Mapped[str] = mapped_column(String(16), unique=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    payment: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(120))
+    street: Mapped[str] = mapped_column(String(200))
+    postcode: Mapped[str] = mapped_column(String(16))
+    city: Mapped[str] = mapped_column(String(120))
+    country: Mapped[str] = mapped_column(String(60))
+    subtotal_cents: Mapped[int] = mapped_column(Integer, default=0)
+    delivery_cents: Mapped[int] = mapped_column(Integer, default=0)
+    total_cents: Mapped[int] = mapped_column(Integer, default=0)
+    checkout_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now, index=True)
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime)
+    shipped_at: Mapped[datetime | None] = mapped_column(DateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class OrderLine(Identified):
+    """What was bought: the product's name and price as they were (a snapshot)."""
+
+    __tablename__ = "order_lines"
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    product_id: Mapped[int | None] = mapped_column(
+        ForeignKey("products.id", ondelete="SET NULL"), index=True)  # deleting looks here
+    name: Mapped[str] = mapped_column(String(200))
+    unit_price_cents: Mapped[int] = mapped_column(Integer)
+    quantity: Mapped[int] = mapped_column(Integer)

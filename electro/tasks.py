@@ -14,10 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from electro.config import Settings
 from electro.services import (
     accounts,
+    basket,
     blocking,
     events,
     keys,
     mail,
+    orders,
     recovery,
     registration,
     sessions,
@@ -57,6 +59,8 @@ JOBS: list[Job] = [
     in_transaction(keys.purge_expired_keys),
     in_transaction(blocking.lift_due_blocks),
     in_transaction(accounts.purge_stale_failures),
+    in_transaction(basket.purge_abandoned),
+    in_transaction(orders.cancel_unpaid),
 ]
 
 

@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from electro import clock
 from electro.config import Settings
-from electro.models import Event, OutboxMail, Product, SearchRecord, User, UserSession
+from electro.models import Event, Order, OutboxMail, Product, SearchRecord, User, UserSession
 from electro.services import charts
+from electro.services.orders import CANCELLED
 from electro.services.sessions import account_blocked, live, longest_lifetime
 
 LOGIN_FAIL = "authn_login_fail"
@@ -60,33 +61,50 @@ async def counts(db: AsyncSession, settings: Settings) -> Counts:
     return Counts(*(int(value) for value in row))
 
 
-async def _per_day(db: AsyncSession, column: Any, start: datetime, *where: Any) -> dict[date, int]:
+async def _per_day(
+    db: AsyncSession, column: Any, start: datetime, *where: Any, value: Any = None
+) -> dict[date, int]:
+    """``value`` (default: the row count) per day of ``column`` since ``start``."""
     # date() exists on both SQLite (returns text) and PostgreSQL (returns a date); type_=Date
     # makes SQLAlchemy hand back a date either way. CAST(.. AS DATE) would not do on SQLite.
     day = func.date(column, type_=Date).label("day")
     rows = await db.execute(
-        select(day, func.count()).where(column >= start, *where).group_by(day)
+        select(day, func.count() if value is None else value)
+        .where(column >= start, *where).group_by(day)
     )
-    return {d: int(n) for d, n in rows}
+    return {d: int(n or 0) for d, n in rows}
 
 
-async def daily_series(db: AsyncSession, days: int = 30) -> list[Series]:
-    """Sign-ups, searches and failed log-ins per day for the last ``days`` days (today last);
-    one grouped query per series, bounded by the window."""
+async def _series(db: AsyncSession, days: int, wanted: Any) -> list[Series]:
+    """Each (title, time column, conditions, value) as a series of the last ``days`` days
+    (today last); one grouped query per series, bounded by the window."""
     today = clock.now().date()
     first = today - timedelta(days=days - 1)
     start = datetime.combine(first, datetime.min.time())
     window = [first + timedelta(days=i) for i in range(days)]
-    wanted = (
-        ("Sign-ups", User.created_at, ()),
-        ("Searches", SearchRecord.created_at, ()),
-        ("Failed log-ins", Event.created_at, (Event.type == LOGIN_FAIL,)),
-    )
     series = []
-    for title, column, where in wanted:
-        found = await _per_day(db, column, start, *where)
+    for title, column, where, value in wanted:
+        found = await _per_day(db, column, start, *where, value=value)
         series.append(Series(title, [(d, found.get(d, 0)) for d in window]))
     return series
+
+
+async def daily_series(db: AsyncSession, days: int = 30) -> list[Series]:
+    """Sign-ups, searches and failed log-ins per day for the last ``days`` days."""
+    return await _series(db, days, (
+        ("Sign-ups", User.created_at, (), None),
+        ("Searches", SearchRecord.created_at, (), None),
+        ("Failed log-ins", Event.created_at, (Event.type == LOGIN_FAIL,), None),
+    ))
+
+
+async def order_series(db: AsyncSession, days: int = 30) -> list[Series]:
+    """Orders placed, and their revenue in whole euros (cancelled orders left out), per day."""
+    return await _series(db, days, (
+        ("Orders", Order.created_at, (), None),
+        ("Revenue (€)", Order.created_at, (Order.status != CANCELLED,),
+         func.sum(Order.total_cents) / 100),
+    ))
 
 
 @dataclass(frozen=True)
@@ -96,8 +114,9 @@ class Overview:
 
 
 async def overview(db: AsyncSession, settings: Settings, days: int = 30) -> Overview:
-    """What the dashboard shows: the counts, and a chart of each daily series."""
-    series = await daily_series(db, days)
+    """What the dashboard shows: the counts, and a chart of each daily series (the orders'
+    beside the others)."""
+    series = [*await daily_series(db, days), *await order_series(db, days)]
     return Overview(await counts(db, settings), [
         (s.title, charts.bar_chart(s.title, s.points), sum(v for _, v in s.points))
         for s in series

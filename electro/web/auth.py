@@ -13,7 +13,7 @@ from quart import Blueprint, Response, redirect, request
 from quart_rate_limiter import RateLimit, rate_limit
 
 from electro.errors import InvalidInput
-from electro.services import accounts, two_factor
+from electro.services import accounts, basket, two_factor
 from electro.web import client_ip, db, render, runtime
 from electro.web.guards import current_account, local_path, sign_in, sign_out
 
@@ -49,8 +49,20 @@ async def login() -> Response:
                             next=target, error=str(failure))
     if isinstance(outcome, accounts.SecondStep):
         return await _code_form(outcome.pending, target, error=None)
-    sign_in(outcome)
-    return redirect(target or "/")  # type: ignore[return-value]
+    return await _signed_in(outcome, target)
+
+
+async def _signed_in(session_id: str, target: str) -> Response:
+    """After either step: the visitor's anonymous basket joins the account's (quantities add),
+    the cookie is written, and on to where they were going."""
+    anonymous_basket = request.cookies.get(basket.COOKIE)
+    if anonymous_basket:
+        await basket.merge_on_log_in(db(), anonymous_basket, session_id)
+    sign_in(session_id)
+    response: Response = redirect(target or "/")  # type: ignore[assignment]
+    if anonymous_basket:
+        response.delete_cookie(basket.COOKIE)
+    return response
 
 
 async def _code_form(pending: str, target: str, error: str | None) -> Response:
@@ -77,8 +89,7 @@ async def login_code() -> Response:
                             next=target, error=str(expired))
     except InvalidInput as refused:
         return await _code_form(pending, target, error=refused.errors.get("code"))
-    sign_in(session_id)
-    return redirect(target or "/")  # type: ignore[return-value]
+    return await _signed_in(session_id, target)
 
 
 @bp.post("/logout")

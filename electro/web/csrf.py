@@ -3,6 +3,7 @@ every unsafe request (form field ``csrf_token`` or header ``X-CSRF-Token``, whic
 
 from __future__ import annotations
 
+from markupsafe import Markup
 from quart import request, session
 from werkzeug.exceptions import Forbidden
 
@@ -10,6 +11,10 @@ from electro.security.csrf import new_token, tokens_match
 from electro.web import SAFE_METHODS, Explained
 
 SESSION_KEY = "csrf"
+# Stands for the asker's token in a fragment cached for everyone (search results); the route
+# puts the token in. Markup, so it reaches the HTML as it is, and an HTML comment, which
+# escaped user text can never contain.
+CSRF_SLOT = Markup("<!--csrf-token-->")
 
 
 def csrf_token() -> str:

@@ -18,18 +18,7 @@ from electro.services.admin.fields import parse_when
 from electro.services.admin.tables import TABLES
 from electro.services.events import Actor
 from tests.support import Client, Mailbox, body_of, make_user, sign_in
-from tests.support.admin import fetch, hidden, one, seed_every_table, seed_users
-
-
-async def act(client: Client, table: str, action: str, ids: list[int], htmx: bool = True,
-              **extra: str) -> tuple[int, str, Any]:
-    """Post a group action as the browser does: one ``ids`` pair per ticked row."""
-    token = client.token or await client.refresh_token()
-    form = [("csrf_token", token), ("action", action), *(("ids", str(i)) for i in ids),
-            *extra.items()]
-    response = await client.raw.post(f"/admin/tables/{table}/actions", form=form,
-                                     headers={"HX-Request": "true"} if htmx else {})
-    return response.status_code, await response.get_data(as_text=True), response
+from tests.support.admin import act, fetch, hidden, one, seed_every_table, seed_users
 
 
 async def admin_id(app: Any) -> int:

@@ -85,11 +85,12 @@ async def test_dashboard_page_shows_counts_and_csp_safe_charts(
     for label, value in (("Accounts", 5), ("Active", 4), ("Blocked now", 1), ("Products", 3),
                          ("Live sessions", 2), ("Outbox pending", 2), ("Outbox failed", 1)):
         assert f"<dt>{label}</dt><dd>{value}</dd>" in html
-    assert html.count("<svg") == 3
-    assert html.count('<rect class="bar"') == 90  # three charts, 30 days each
+    assert html.count("<svg") == 5  # sign-ups, searches, failed log-ins, orders, revenue
+    assert html.count('<rect class="bar"') == 150  # 30 days each
     assert "style=" not in html
     static_scripts = ('<script src="/static/htmx.min.js" defer></script>',  # vendored
-                      '<script src="/static/a11y.js" defer></script>')  # focus after swaps
+                      '<script src="/static/a11y.js" defer></script>',  # focus after swaps
+                      '<script src="/static/basket.js" defer></script>')  # the basket count
     for script in static_scripts:
         html = html.replace(script, "")
     assert "<script" not in html  # only the static files: no inline script

@@ -40,8 +40,8 @@ async def test_dashboard_and_events_filter_in_chromium(
 
     response = await page.goto(live_server.url + "/admin")
     assert response.status == 200
-    assert await page.locator("svg.chart").count() == 3
-    assert await page.locator("svg.chart rect.bar").count() == 90
+    assert await page.locator("svg.chart").count() == 5  # with orders and revenue
+    assert await page.locator("svg.chart rect.bar").count() == 150
 
     await page.goto(live_server.url + "/admin/events")
     await page.wait_for_function("typeof htmx === 'object'")

@@ -7,16 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-import urllib.error
-import urllib.request
-from typing import Any
-from urllib.parse import urlencode
 
 from sqlalchemy import func, select
 
 from electro.db import make_engine, make_sessionmaker
 from electro.models import Category, Product, User
-from tests.support.browser import LiveServer, session_cookie
+from tests.support.browser import LiveServer, live_request, session_cookie
 
 ROWS = 20
 
@@ -42,41 +38,20 @@ async def _admin_with_products(live_server: LiveServer, database_url: str) -> tu
     return f"{cookie['name']}={cookie['value']}", ids
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
-        return None  # a 303 after a plain-form save is the answer, not a page to fetch
-
-
-_OPENER = urllib.request.build_opener(_NoRedirect)
-
-
-def _request(url: str, cookie: str, form: dict[str, str] | None = None) -> tuple[int, str, str]:
-    """(status, body, Set-Cookie) of a GET, or of a POST of ``form``, to the live server."""
-    assert url.startswith("http://127.0.0.1:")
-    data = None if form is None else urlencode(form).encode()
-    request = urllib.request.Request(url, data=data, headers={"Cookie": cookie})  # noqa: S310
-    try:
-        with _OPENER.open(request, timeout=60) as response:
-            return (response.status, response.read().decode(),
-                    response.headers.get("Set-Cookie", ""))
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode(), ""
-
-
 async def test_parallel_edits_and_adds_wait_their_turn(
     live_server: LiveServer, database_url: str
 ) -> None:
     auth_cookie, ids = await _admin_with_products(live_server, database_url)
     status, page, set_cookie = await asyncio.to_thread(
-        _request, f"{live_server.url}/admin/tables/products", auth_cookie)
+        live_request, f"{live_server.url}/admin/tables/products", auth_cookie)
     assert status == 200
     token = re.search(r'"X-CSRF-Token": "([^"]+)"', page)
     assert token, "the page carries the CSRF token"
     cookie = f"{auth_cookie}; {set_cookie.split(';', 1)[0]}"
     base = f"{live_server.url}/admin/tables/products"
-    edits = [asyncio.to_thread(_request, f"{base}/{row_id}/edit", cookie, {
+    edits = [asyncio.to_thread(live_request, f"{base}/{row_id}/edit", cookie, {
         "csrf_token": token.group(1), "version": "1", "price": "12.34"}) for row_id in ids]
-    adds = [asyncio.to_thread(_request, f"{base}/add", cookie, {
+    adds = [asyncio.to_thread(live_request, f"{base}/add", cookie, {
         "csrf_token": token.group(1), "name": f"Hub {n}", "company": "Acme",
         "category": "Cables", "price": "9.99", "stock": "3", "description": ""})
         for n in range(ROWS)]

@@ -87,6 +87,7 @@ async def _fills(app: Any, shop: Shop, admin_request: Any) -> dict[tuple[str, ..
         ("table",): [{"table": table} for table in tables],
         ("row_id", "table"): rows,
         ("key",): [{"key": "a-key-from-a-mail"}],
+        ("number",): [{"number": shop.order_number}],
         ("filename",): [{"filename": "app.css"}],
     }
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from electro.models import Category, Product, User
 from tests.support import make_user
-from tests.support.admin import seed_every_table
+from tests.support.admin import add_order, seed_every_table
 from tests.support.browser import (
     LiveServer,
     axe_violations,
@@ -38,17 +38,20 @@ class Shop:
     cookies: dict[str, dict[str, str]] = field(default_factory=dict)  # role -> session cookie
     category_id: int = 0  # a category whose listing shows a struck-through old price
     product_id: int = 0  # a product with an old price
+    order_number: str = ""  # an order of the shopper's
 
 
 async def seed_shop(app: Any, live_server: LiveServer) -> Shop:
     """A row in every table (tests.support.admin), the shop catalogue besides the "Phones"
-    that one already made, a shopper ``ann`` and an admin, both signed in."""
+    that one already made, a shopper ``ann`` with an order and an admin, both signed in."""
     await seed_every_table(app)
     ids = await add_catalogue(app, [row for row in CATALOGUE if row[2] != "Phones"])
     shop = Shop(live_server.url, product_id=ids["Quiet Keyboard"])
     ann = await make_user(app, "ann")
     admin = await make_user(app, "admin", is_admin=True)
     async with app.extensions["electro"].sessions.begin() as db:
+        shop.order_number = (await add_order(db, ann.id, "ANN2-SHOP", "Ann Example",
+                                             "Quiet Keyboard")).number
         shop.category_id = await db.scalar(
             select(Category.id).join(Product).where(Product.id == shop.product_id))
         for role, user in (("user", ann), ("admin", admin)):

@@ -16,12 +16,15 @@ from electro.models import (
     Event,
     IpBlock,
     OneTimeKey,
+    Order,
+    OrderLine,
     OutboxMail,
     Product,
     SearchRecord,
     User,
     UserSession,
 )
+from tests.support import Client
 
 
 async def seed_catalogue(app: Any, products: int = 3) -> tuple[int, list[int]]:
@@ -78,6 +81,19 @@ def hidden(html: str, name: str) -> str:
 SECRET_BODY = "Key: mailed-clear-key-never-shown"
 
 
+async def add_order(db: Any, user_id: int | None, number: str, name: str, line: str,
+                    status: str = "awaiting_payment") -> Order:
+    """A placed order of one line (straight in the database, as placing leaves it)."""
+    order = Order(number=number, user_id=user_id, email=f"{number.lower()}@example.com",
+                  status=status, payment="bank_transfer", name=name, street="Main Street 1",
+                  postcode="10115", city="Berlin", country="Germany", subtotal_cents=1000,
+                  delivery_cents=495, total_cents=1495, checkout_hash=number.ljust(64, "0"))
+    db.add(order)
+    await db.flush()
+    db.add(OrderLine(order_id=order.id, name=line, unit_price_cents=1000, quantity=1))
+    return order
+
+
 async def seed_every_table(app: Any) -> None:
     """A row in every table (an account "blocked" with a block), with secrets to look for."""
     now = clock.now()
@@ -97,6 +113,7 @@ async def seed_every_table(app: Any) -> None:
             Backup(filename="backup-1.jsonl.gz", sha256="f0" * 32, schema_revision="0001",
                    row_counts={"users": 1}),
         ])
+        await add_order(db, user_id, "TEST-0001", "Blocked Buyer", "Camera 000")
 
 
 async def seed_second_rows(app: Any) -> None:
@@ -127,3 +144,15 @@ async def seed_second_rows(app: Any) -> None:
             Backup(filename="backup-2.jsonl.gz", sha256="a0" * 32, schema_revision="0001",
                    row_counts={"users": 2}, size_bytes=99),
         ])
+        await add_order(db, None, "TEST-000A", "Anna Gone", "HDMI adapter", status="shipped")
+
+
+async def act(client: Client, table: str, action: str, ids: list[int], htmx: bool = True,
+              **extra: str) -> tuple[int, str, Any]:
+    """Post a group action as the browser does: one ``ids`` pair per ticked row."""
+    token = client.token or await client.refresh_token()
+    form = [("csrf_token", token), ("action", action), *(("ids", str(i)) for i in ids),
+            *extra.items()]
+    response = await client.raw.post(f"/admin/tables/{table}/actions", form=form,
+                                     headers={"HX-Request": "true"} if htmx else {})
+    return response.status_code, await response.get_data(as_text=True), response

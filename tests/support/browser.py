@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -229,3 +230,25 @@ def describe_violations(violations: list[dict[str, Any]]) -> str:
         + "".join(f"\n    {n['target']}  {n['html'][:120]}" for n in v["nodes"])
         for v in violations
     )
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
+        return None  # a 303 after a plain-form save is the answer, not a page to fetch
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def live_request(url: str, cookie: str, form: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """(status, body, Set-Cookie) of a GET, or of a POST of ``form``, to the live server; a
+    redirect is the answer, not followed."""
+    assert url.startswith("http://127.0.0.1:")
+    data = None if form is None else urlencode(form).encode()
+    request = urllib.request.Request(url, data=data, headers={"Cookie": cookie})  # noqa: S310
+    try:
+        with _OPENER.open(request, timeout=60) as response:
+            return (response.status, response.read().decode(),
+                    response.headers.get("Set-Cookie", ""))
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(), ""

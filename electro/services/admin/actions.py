@@ -16,10 +16,16 @@ from electro import clock
 from electro.db import Base, Identified, among
 from electro.errors import DomainError, FieldError, InvalidInput
 from electro.models import AccountBlock, IpBlock, User, UserSession
-from electro.services import backups, blocking, two_factor
+from electro.services import backups, blocking, orders, two_factor
 from electro.services.admin import accounts
 from electro.services.admin.fields import parse_when, plural, show
-from electro.services.admin.registry import Action, ActionContext, ActionInput, ActionResult
+from electro.services.admin.registry import (
+    Action,
+    ActionContext,
+    ActionFn,
+    ActionInput,
+    ActionResult,
+)
 from electro.services.mail import send_mail_to_users
 from electro.services.sessions import end_sessions, in_force
 
@@ -201,3 +207,25 @@ MAKE_BACKUP = Action("make_backup", "Make a backup now", _make_backup, records_e
                      needs_rows=False)
 RESTORE = Action("restore", "Restore the ticked backup", _ask_to_restore, records_event=False,
                  confirmation="partials/admin_restore_form.html")
+
+
+# ---------------------------------------------------------------- orders
+
+
+def _to_status(status: str, done: str) -> ActionFn:
+    """An action moving the ticked orders to ``status`` (the orders service mails each shopper
+    and records the event; a move the state machine forbids refuses the whole action)."""
+
+    async def run(db: AsyncSession, ctx: ActionContext, ids: list[int]) -> ActionResult:
+        n = await orders.change_status(db, ctx.settings, ids, status, ctx.actor)
+        return ActionResult(f"{done} {plural(n, 'order')}; each shopper was mailed.", n)
+
+    return run
+
+
+MARK_PAID = Action("mark_paid", "Mark paid", _to_status(orders.PAID, "Marked paid"),
+                   records_event=False)
+MARK_SHIPPED = Action("mark_shipped", "Mark shipped",
+                      _to_status(orders.SHIPPED, "Marked shipped"), records_event=False)
+CANCEL_ORDERS = Action("cancel", "Cancel (gives the stock back)",
+                       _to_status(orders.CANCELLED, "Cancelled"), records_event=False)

@@ -1,4 +1,4 @@
-"""The eleven tables of the admin panel (SPEC D1, D2), each one declaration.
+"""The thirteen tables of the admin panel (SPEC D1, D2), each one declaration.
 
 A new table is one more ``Table(...)`` here and its name in ``TABLES``; a new action is one
 ``Action`` (see ``actions``) named in a table's ``actions``.
@@ -16,6 +16,8 @@ from electro.models import (
     Event,
     IpBlock,
     OneTimeKey,
+    Order,
+    OrderLine,
     OutboxMail,
     Product,
     SearchRecord,
@@ -27,6 +29,7 @@ from electro.services.admin import accounts
 from electro.services.admin.actions import (
     ACTIVATE,
     BLOCK_ACCOUNTS,
+    CANCEL_ORDERS,
     DEACTIVATE,
     DELETE,
     DELETE_ACCOUNTS,
@@ -36,6 +39,8 @@ from electro.services.admin.actions import (
     LIFT_ACCOUNT_BLOCKS,
     MAKE_ADMIN,
     MAKE_BACKUP,
+    MARK_PAID,
+    MARK_SHIPPED,
     REMOVE_ADMIN,
     RESET_TWO_FACTOR,
     RESTORE,
@@ -271,9 +276,46 @@ _backups = Table(
     actions=(MAKE_BACKUP, RESTORE),
 )
 
+_orders = Table(
+    name="orders", title="Orders", model=Order,
+    columns=(
+        Column("number", "Number", Order.number),
+        Column("status", "Status", Order.status),
+        Column("email", "E-mail", Order.email),
+        Column("name", "Name", Order.name),
+        Column("total", "Total", Order.total_cents, show_money),
+        Column("payment", "Payment", Order.payment),
+        Column("city", "City", Order.city),
+        Column("country", "Country", Order.country),
+        Column("created_at", "Placed", Order.created_at),
+        Column("paid_at", "Paid", Order.paid_at),
+        Column("shipped_at", "Shipped", Order.shipped_at),
+        Column("cancelled_at", "Cancelled", Order.cancelled_at),
+    ),
+    searchable=("number", "email", "name"),
+    sortable=("number", "status", "email", "name", "total", "payment", "created_at", "paid_at",
+              "shipped_at", "cancelled_at"),
+    default_sort=("created_at", "desc"),
+    # No edits and no delete: an order changes only through the state machine's actions.
+    actions=(MARK_PAID, MARK_SHIPPED, CANCEL_ORDERS),
+)
+
+_order_number = select(Order.number).where(Order.id == OrderLine.order_id).scalar_subquery()
+_order_lines = Table(
+    name="order_lines", title="Order lines", model=OrderLine,
+    columns=(  # read-only: what was bought, as it was
+        Column("order", "Order", _order_number),
+        Column("name", "Product", OrderLine.name),
+        Column("unit_price", "Price", OrderLine.unit_price_cents, show_money),
+        Column("quantity", "Quantity", OrderLine.quantity),
+    ),
+    searchable=("order", "name"), sortable=("order", "name", "unit_price", "quantity"),
+    default_sort=("order", "asc"),
+)
+
 TABLES: dict[str, Table] = {t.name: t for t in (
     _users, _products, _categories, _account_blocks, _ip_blocks, _sessions, _one_time_keys,
-    _searches, _events, _outbox, _backups,
+    _searches, _events, _outbox, _backups, _orders, _order_lines,
 )}
 
 
