@@ -18,9 +18,10 @@ from electro import clock
 from electro.config import Settings
 from electro.db import upsert_insert
 from electro.errors import InvalidInput, NotFound
+from electro.inputs import MAX_INT
 from electro.models import Basket, BasketLine, Product, UserSession
 from electro.security.keys import hash_key, new_key
-from electro.services.catalog import MAX_ID
+from electro.services import prices
 
 COOKIE = "basket"
 ABANDONED_AFTER = timedelta(days=30)  # an anonymous basket untouched this long is deleted
@@ -54,6 +55,7 @@ class Line:
     quantity: int
     price_cents: int  # current; 0 once the product has gone
     problem: str = ""
+    prior_price_cents: int | None = None  # a reduction's prior price (SPEC B1), else None
 
     @property
     def total_cents(self) -> int:
@@ -109,6 +111,8 @@ async def view(db: AsyncSession, settings: Settings, owner: Owner) -> BasketView
         .join(Basket, Basket.id == BasketLine.basket_id)
         .outerjoin(Product, Product.id == BasketLine.product_id)
         .where(matches).order_by(BasketLine.id))).all()
+    prior = await prices.prior_prices(
+        db, [line.product_id for line, _, _ in rows if line.product_id is not None])
     lines = []
     for line, price, stock in rows:
         if line.product_id is None:
@@ -118,7 +122,7 @@ async def view(db: AsyncSession, settings: Settings, owner: Owner) -> BasketView
         else:
             problem = ""
         lines.append(Line(line.id, line.product_id, line.product_name, line.quantity,
-                          price or 0, problem))
+                          price or 0, problem, prior.get(line.product_id or 0)))
     subtotal = sum(line.total_cents for line in lines)
     return BasketView(lines, subtotal, delivery_fee(subtotal, settings))
 
@@ -145,7 +149,7 @@ async def add(
     db: AsyncSession, owner: Owner, product_id: int, quantity: int
 ) -> Added:
     """Add ``quantity`` of a product, up to its stock; makes the basket if there is none."""
-    product = await db.get(Product, product_id) if 0 < product_id <= MAX_ID else None
+    product = await db.get(Product, product_id) if 0 < product_id <= MAX_INT else None
     if product is None:
         raise NotFound("There is no such product.")
     if product.stock <= 0:
@@ -196,7 +200,7 @@ async def _own_line(db: AsyncSession, owner: Owner, line_id: int) -> BasketLine:
     """Only a line of the asker's basket (authorisation in the query)."""
     matches = owner.matches()
     line = None
-    if matches is not None and 0 < line_id <= MAX_ID:
+    if matches is not None and 0 < line_id <= MAX_INT:
         line = await db.scalar(select(BasketLine).join(Basket).where(
             BasketLine.id == line_id, matches))
     if line is None:

@@ -8,12 +8,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from electro.errors import NotFound
+from electro.inputs import MAX_INT
 from electro.models import Category, Product
 from electro.services import prices
 from electro.services.paging import clamp
 
 PAGE_SIZE = 24
-MAX_ID = 2**31 - 1  # ids beyond the INTEGER range cannot exist (and would fail to bind)
 SORTS = {"name": Product.name, "company": Product.company, "price": Product.price_cents}
 DIRECTIONS = ("asc", "desc")
 
@@ -58,7 +58,7 @@ async def category_page(
     db: AsyncSession, category_id: int, sort: str, direction: str, page: int
 ) -> CategoryPage:
     """Unknown sort keys fall back to name ascending; the page is clamped to 1..last."""
-    category = await db.get(Category, category_id) if 0 < category_id <= MAX_ID else None
+    category = await db.get(Category, category_id) if 0 < category_id <= MAX_INT else None
     if category is None:
         raise NotFound("There is no such category.")
     sort = sort if sort in SORTS else "name"
@@ -81,7 +81,7 @@ async def category_page(
 
 
 async def product(db: AsyncSession, product_id: int) -> ProductPage:
-    if not 0 < product_id <= MAX_ID:
+    if not 0 < product_id <= MAX_INT:
         raise NotFound("There is no such product.")
     row = (
         await db.execute(

@@ -18,10 +18,9 @@ from quart_rate_limiter import rate_limit
 from werkzeug.datastructures import MultiDict
 
 from electro.errors import DomainError, FieldError, InvalidInput
-from electro.inputs import whole_number
+from electro.inputs import MAX_INT, whole_number
 from electro.services import basket, orders
 from electro.services.basket import Owner
-from electro.services.catalog import MAX_ID
 from electro.web import db, is_htmx, own_transaction, render, runtime
 from electro.web.guards import acting, local_path, login_required, signed_in
 
@@ -68,7 +67,7 @@ def _back() -> str:
 async def add_item() -> Response:
     form = await request.form
     added = await basket.add(
-        db(), owner(), _number(form.get("product_id"), "product_id", MAX_ID),
+        db(), owner(), _number(form.get("product_id"), "product_id", MAX_INT),
         _number(form.get("quantity", "1"), "quantity", basket.MAX_QUANTITY))
     if is_htmx():
         response = Response(await render_template("partials/basket_notice.html",

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from werkzeug.routing import IntegerConverter
 
-MAX_ID = 2**31 - 1  # ids are INTEGER columns: 32-bit on PostgreSQL
+from electro.inputs import MAX_INT
 
 
 class IdConverter(IntegerConverter):
     """``<int:name>``: ASCII digits only (``\\d`` would take other scripts' digits), 1 to
-    MAX_ID; anything else does not match the route."""
+    MAX_INT (an INTEGER column's largest value); anything else does not match the route."""
 
     regex = r"[0-9]{1,10}"
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         kwargs.setdefault("min", 1)
-        kwargs.setdefault("max", MAX_ID)
+        kwargs.setdefault("max", MAX_INT)
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]

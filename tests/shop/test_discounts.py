@@ -197,6 +197,10 @@ async def test_category_product_and_search_pages_say_what_the_prior_price_is(
     inflated = await (await client.get(f"/products/{ids['Inflated Deal Radio']}")).get_data(
         as_text=True)
     assert "€100.00" in inflated and SENTENCE not in inflated
+    for name in ("Genuine Deal Radio", "Inflated Deal Radio"):  # the basket says it too
+        await client.post("/basket/items", {"product_id": str(ids[name]), "quantity": "1"})
+    basket = await (await client.get("/basket")).get_data(as_text=True)
+    assert basket.count(sentence) == 1 and basket.count(SENTENCE) == 1
 
 
 # ---------------------------------------------------------------- migration and demo data
