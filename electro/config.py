@@ -65,6 +65,7 @@ class Settings:
     max_form_fields: int = 1000
     body_timeout_seconds: int = 30
     job_interval_seconds: float = 30.0
+    api_token_max_days: int = 365  # the longest expiry a personal access token may have
     # Read by `electro create-admin` only (empty: it prompts); kept out of repr and logs.
     admin_password: str = field(default="", repr=False)
 
@@ -166,6 +167,9 @@ def _check(s: Settings) -> None:
             "an account for everyone) must be greater than ELECTRO_LOGIN_LOCK_THRESHOLD (from "
             f"one address), which must be at least 1; got {s.login_account_lock_threshold} and "
             f"{s.login_lock_threshold}")
+    if not 1 <= s.api_token_max_days <= 3650:
+        raise SettingsError("ELECTRO_API_TOKEN_MAX_DAYS must be 1-3650 (days a personal access "
+                            f"token may live at most); got {s.api_token_max_days}")
     parse_rate(s.default_rate_limit, "ELECTRO_DEFAULT_RATE_LIMIT")
 
 
