@@ -23,6 +23,7 @@ from electro.services import events
 from electro.services.events import Origin
 from electro.services.sessions import account_blocked
 
+# Events name a token by "pat_id": a detail whose name says "token" is redacted from the log.
 PREFIX = "electro_pat_"  # says what a leaked string is (and lets secret scanners find it)
 MAX_NAME = 80
 # last_used_at is written at most this often (a new address is always written at once).
@@ -65,7 +66,7 @@ async def create(
     db.add(token)
     await db.flush()
     await events.record(db, "api_token_created", actor_id=user.id, actor=user.username,
-                        **origin, api_token_id=token.id, name=name, days=days)
+                        **origin, pat_id=token.id, name=name, days=days)
     return clear
 
 
@@ -91,7 +92,7 @@ async def revoke(db: AsyncSession, user: User, token_id: int, origin: Origin) ->
     if revoked is None:
         raise NotFound("There is no such token (or it was revoked already).")
     await events.record(db, "api_token_revoked", actor_id=user.id, actor=user.username,
-                        **origin, api_token_id=token_id, name=revoked)
+                        **origin, pat_id=token_id, name=revoked)
 
 
 async def authenticate(db: AsyncSession, clear: str, origin: Origin) -> Bearer | None:
@@ -112,7 +113,7 @@ async def authenticate(db: AsyncSession, clear: str, origin: Origin) -> Bearer |
     ip = origin["ip"][:45]
     if ip != token.last_used_ip:
         await events.record(db, "api_token_new_ip", actor_id=user.id, actor=user.username,
-                            **origin, api_token_id=token.id, previous_ip=token.last_used_ip)
+                            **origin, pat_id=token.id, previous_ip=token.last_used_ip)
         token.last_used_ip = ip
     if token.last_used_at is None or now - token.last_used_at >= TOUCH_EVERY:
         token.last_used_at = now
