@@ -14,6 +14,7 @@ from sqlalchemy import select
 from electro.models import Category, Product, User
 from tests.support import make_user
 from tests.support.admin import seed_every_table
+from tests.support.api import make_token
 from tests.support.browser import (
     LiveServer,
     axe_violations,
@@ -42,12 +43,15 @@ class Shop:
 
 async def seed_shop(app: Any, live_server: LiveServer) -> Shop:
     """A row in every table (tests.support.admin), the shop catalogue besides the "Phones"
-    that one already made, a shopper ``ann`` and an admin, both signed in."""
+    that one already made, a shopper ``ann`` and an admin, both signed in, each with an API
+    token."""
     await seed_every_table(app)
     ids = await add_catalogue(app, [row for row in CATALOGUE if row[2] != "Phones"])
     shop = Shop(live_server.url, product_id=ids["Quiet Keyboard"])
     ann = await make_user(app, "ann")
     admin = await make_user(app, "admin", is_admin=True)
+    for user in (ann, admin):  # the account page lists an API token
+        await make_token(app, user)
     async with app.extensions["electro"].sessions.begin() as db:
         shop.category_id = await db.scalar(
             select(Category.id).join(Product).where(Product.id == shop.product_id))
