@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 EVENT_TYPES = {
     400: "input_validation_fail",
+    401: "authn_token_invalid",
     403: "authz_fail",
     404: "http_not_found",
     405: "http_method_not_allowed",
