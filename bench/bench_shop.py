@@ -75,6 +75,8 @@ def _routes(rng: random.Random) -> dict[str, tuple[list[str], dict[str, str]]]:
     return {
         BASELINE: (["/healthz"], {}),
         "search fragment": ([f"/search?q={quote(q)}" for q in QUERIES], htmx),
+        # The same words through the API (B3): JSON, no fragment cache, a catalogue-version read.
+        "API products?q=": ([f"/api/v1/products?q={quote(q)}" for q in QUERIES], {}),
         "trending fragment": (["/trending"], htmx),
         "product page": ([f"/products/{rng.randint(1, PRODUCTS)}" for _ in range(2000)], {}),
         "category page, sorted": ([

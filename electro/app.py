@@ -14,6 +14,7 @@ from quart_auth import QuartAuth
 from quart_rate_limiter import RateLimit
 
 from electro import tasks
+from electro.api import init_api
 from electro.config import load_settings, parse_rate, with_secret_key
 from electro.db import make_sessionmaker, opened
 from electro.security.passwords import Passwords
@@ -98,6 +99,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     for area in (shop, search, auth, account, two_factor, basket, orders, register, recovery,
                  admin, admin_tables, system):
         app.register_blueprint(area.bp)
+    init_api(app)
     bound_request_bodies(app, settings)
     # while_serving generators unwind in reverse: jobs stop before the engine is disposed.
     app.while_serving(_database)

@@ -74,6 +74,7 @@ class Settings:
     unpaid_order_days: int = 7  # a bank-transfer order unpaid this long is cancelled
     # In the confirmation mail of a bank-transfer order, above the order number (the reference).
     bank_details: str = "E-lectro GmbH, IBAN DE89 3704 0044 0532 0130 00, BIC COBADEFFXXX"
+    api_token_max_days: int = 365  # the longest expiry a personal access token may have
     # Read by `electro create-admin` only (empty: it prompts); kept out of repr and logs.
     admin_password: str = field(default="", repr=False)
 
@@ -188,6 +189,9 @@ def _check(s: Settings) -> None:
                             f"{s.unpaid_order_days}")
     if not s.bank_details.strip():
         raise SettingsError("ELECTRO_BANK_DETAILS must say where to pay (account holder, IBAN)")
+    if not 1 <= s.api_token_max_days <= 3650:
+        raise SettingsError("ELECTRO_API_TOKEN_MAX_DAYS must be 1-3650 (days a personal access "
+                            f"token may live at most); got {s.api_token_max_days}")
     parse_rate(s.default_rate_limit, "ELECTRO_DEFAULT_RATE_LIMIT")
 
 

@@ -78,6 +78,21 @@ class UserSession(Identified):
     end_reason: Mapped[str | None] = mapped_column(String(32))
 
 
+class ApiToken(Identified):
+    """A personal access token for the API (B3): only its SHA-256 is stored, like session ids;
+    the clear token is shown once, when it is created."""
+
+    __tablename__ = "api_tokens"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(80))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_used_ip: Mapped[str] = mapped_column(String(45), default="")
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
 class AccountBlock(Identified):
     __tablename__ = "account_blocks"
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)

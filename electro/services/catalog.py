@@ -1,16 +1,20 @@
-"""Catalogue reads (S1): categories, a category's products sorted and paginated, one product."""
+"""Catalogue reads (S1): categories, a category's products sorted and paginated, one product;
+for the API (B3), any products filtered, sorted and paged by a keyset cursor."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from electro.errors import NotFound
+from electro.errors import InvalidInput, NotFound
 from electro.inputs import MAX_INT
 from electro.models import Category, Product
-from electro.services import prices
+from electro.services import prices, search
 from electro.services.paging import clamp
 
 PAGE_SIZE = 24
@@ -35,6 +39,22 @@ class ProductPage:
     product: Product
     category: Category
     prior_price_cents: int | None  # shown with the price when it announces a reduction (B1)
+
+
+@dataclass(frozen=True)
+class ProductSlice:
+    """Products after a cursor, the prior prices of those reduced (B1), and the cursor of the
+    next slice (None at the end)."""
+
+    products: list[Product]
+    prior_prices: dict[int, int]
+    next_cursor: str | None
+
+
+class InvalidCursor(InvalidInput):
+    """A paging cursor that this listing did not hand out (altered, or from another sort)."""
+
+    status = 400
 
 
 def format_price(cents: int) -> str:
@@ -95,3 +115,66 @@ async def product(db: AsyncSession, product_id: int) -> ProductPage:
     item, category = row
     reductions = await prices.prior_prices(db, [item.id])
     return ProductPage(item, category, reductions.get(item.id))
+
+
+
+def _encode_cursor(sort: str, direction: str, value: str | int, after_id: int) -> str:
+    raw = json.dumps([sort, direction, value, after_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, sort: str, direction: str) -> tuple[str | int, int]:
+    """(the last row's sort value, its id), refusing a cursor of another sort or direction."""
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error):  # UnicodeDecodeError and JSONDecodeError too
+        decoded = None
+    if isinstance(decoded, list) and len(decoded) == 4 and decoded[:2] == [sort, direction]:
+        value, after_id = decoded[2], decoded[3]
+        # What the column could hold: an INTEGER price, or text without NUL (PostgreSQL
+        # refuses NUL in text parameters).
+        value_fits = (type(value) is int and abs(value) <= MAX_INT if sort == "price"
+                      else isinstance(value, str) and len(value) <= 200 and "\x00" not in value)
+        if value_fits and type(after_id) is int and 0 < after_id <= MAX_INT:
+            return value, after_id
+    raise InvalidCursor("The cursor is not one this listing handed out; start again without it.",
+                        errors={"cursor": "Use the next link of a response, unchanged."})
+
+
+async def product_slice(
+    db: AsyncSession, *, q: str, category_id: int | None, sort: str, direction: str,
+    cursor: str | None, limit: int,
+) -> ProductSlice:
+    """Products matching every word of ``q`` (all when it has none), of one category if given,
+    ordered by ``sort`` then id, from after ``cursor``: a keyset (WHERE (sort, id) > last), so
+    a deep page costs what the first does. An unknown category is a 404."""
+    if sort not in SORTS or direction not in DIRECTIONS:
+        raise InvalidInput(f"Sort by one of {', '.join(SORTS)}, asc or desc.")
+    column = SORTS[sort]
+    query = select(Product)
+    if category_id is not None:
+        category = await db.get(Category, category_id) if 0 < category_id <= MAX_INT else None
+        if category is None:
+            raise NotFound("There is no such category.")
+        query = query.where(Product.category_id == category_id)
+    words = search.terms(q)
+    if words:
+        query = query.where(Product.id.in_(
+            search.matching_ids(db.get_bind().dialect.name, words)))
+    key = tuple_(column, Product.id)
+    if cursor is not None:
+        last = tuple_(*_decode_cursor(cursor, sort, direction))
+        query = query.where(key > last if direction == "asc" else key < last)
+    if direction == "asc":
+        query = query.order_by(column.asc(), Product.id.asc())
+    else:
+        query = query.order_by(column.desc(), Product.id.desc())
+    rows = list(await db.scalars(query.limit(limit + 1)))
+    shown = rows[:limit]
+    prior = await prices.prior_prices(db, [row.id for row in shown])
+    if len(rows) <= limit:
+        return ProductSlice(shown, prior, None)
+    last_row = shown[-1]
+    value = getattr(last_row, column.key)
+    return ProductSlice(shown, prior, _encode_cursor(sort, direction, value, last_row.id))
+

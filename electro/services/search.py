@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from markupsafe import Markup, escape
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from electro.services import prices
@@ -118,6 +118,16 @@ async def search(db: AsyncSession, value: str, limit: int = RESULT_LIMIT) -> Res
     reductions = await prices.prior_prices(db, [row.id for row in rows])
     hits = tuple(Hit(**row._mapping, prior_price_cents=reductions.get(row.id)) for row in rows)
     return Results(" ".join(words), words, hits)
+
+
+def matching_ids(dialect: str, words: tuple[str, ...]) -> TextClause:
+    """The ids of the products that match every word, as a subquery for the caller's filter
+    (the API's listing sorts and pages these itself rather than by rank)."""
+    statement = (
+        "SELECT rowid FROM products_fts WHERE products_fts MATCH :match" if dialect == "sqlite"
+        else "SELECT product_id FROM products_fts WHERE document @@ to_tsquery('simple', :match)"
+    )
+    return text(statement).bindparams(match=_match_expression(words, dialect))
 
 
 async def catalogue_version(db: AsyncSession) -> int:

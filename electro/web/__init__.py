@@ -47,6 +47,11 @@ class Explained:
 
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+API_PREFIX = "/api/"  # the JSON API: Bearer tokens only, never cookies; problem+json errors
+
+
+def is_api_path(path: str) -> bool:
+    return path.startswith(API_PREFIX)
 
 
 def runtime() -> Runtime:

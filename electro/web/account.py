@@ -1,7 +1,10 @@
-"""The signed-in account's page: profile, live sessions, password change (SPEC A4, A7).
+"""The signed-in account's page: profile, live sessions, API tokens, password change (SPEC A4,
+A7, B3).
 
-Session buttons post with htmx and get the list fragment back; without JavaScript the same
-forms post and redirect. A refused password change answers 200 with the page and its messages,
+Session and token buttons post with htmx and get their section's fragment back; without
+JavaScript the same forms post and redirect. A created token is answered with the page (or
+fragment) that shows it once, never through a redirect: a flashed message would carry it in
+the session cookie. A refused password change answers 200 with the page and its messages,
 like a refused log-in, so a wrong current password's count commits (see electro.web.auth).
 """
 
@@ -13,20 +16,25 @@ from typing import Any
 from quart import Blueprint, Response, flash, redirect, request
 from quart_rate_limiter import rate_limit
 
+from electro import clock
 from electro.errors import InvalidInput
-from electro.services import accounts, sessions
+from electro.services import accounts, api_tokens, sessions
 from electro.services.sessions import SignedIn
-from electro.web import client_ip, db, is_htmx, render, runtime
+from electro.web import client_ip, db, is_htmx, origin, render, runtime
 from electro.web.guards import login_required, signed_in
 
 bp = Blueprint("account", __name__)
 
 
-async def _page(account: SignedIn, **extra: Any) -> Response:
+async def _page(
+    account: SignedIn, fragment: str = "partials/account_sessions.html", **extra: Any
+) -> Response:
     live = await sessions.live_sessions(db(), runtime().settings, account.user)
+    tokens = await api_tokens.owned(db(), account.user)
     context = {"user": account.user, "sessions": live, "current_id": account.session.id,
-               "errors": {}, **extra}
-    return await render("account.html", "partials/account_sessions.html", **context)
+               "errors": {}, "tokens": tokens, "now": clock.now(), "token_errors": {},
+               "token_form": {}, **extra}
+    return await render("account.html", fragment, **context)
 
 
 @bp.get("/account")
@@ -55,6 +63,37 @@ async def _after_session_change(account: SignedIn, message: str) -> Response:
     if is_htmx():
         return await _page(account, notice=message)
     await flash(message)
+    return redirect("/account")  # type: ignore[return-value]
+
+
+TOKENS = "partials/account_tokens.html"
+
+
+@bp.post("/account/tokens")
+@rate_limit(10, timedelta(minutes=1))
+@login_required
+async def create_token() -> Response:
+    account = await signed_in()
+    form = await request.form
+    try:
+        created = await api_tokens.create(
+            db(), runtime().settings, account.user, form.get("name", ""),
+            form.get("expires_days", ""), origin())
+    except InvalidInput as refused:
+        response = await _page(account, TOKENS, token_errors=refused.errors, token_form=form)
+        response.status_code = 422  # nothing was made; htmx swaps the form with its messages
+        return response
+    return await _page(account, TOKENS, created=created)
+
+
+@bp.post("/account/tokens/<int:token_id>/revoke")
+@login_required
+async def revoke_token(token_id: int) -> Response:
+    account = await signed_in()
+    await api_tokens.revoke(db(), account.user, token_id, origin())
+    if is_htmx():
+        return await _page(account, TOKENS, revoked_notice="The token was revoked.")
+    await flash("The token was revoked.")
     return redirect("/account")  # type: ignore[return-value]
 
 

@@ -1,23 +1,29 @@
-"""One handler for every HTTP error: a page, or a fragment for htmx; never a traceback;
-always an event (in its own transaction, since the request's is rolled back)."""
+"""One handler for every HTTP error: a page, or a fragment for htmx, or under /api/ an RFC 9457
+problem (application/problem+json); never a traceback; always an event (in its own
+transaction, since the request's is rolled back)."""
 
 from __future__ import annotations
 
+import json
 import logging
+from http import HTTPStatus
 
 from quart import Quart, Response, request
+from quart_schema import RequestSchemaValidationError
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import (
     HTTPException,
     InternalServerError,
     MethodNotAllowed,
     ServiceUnavailable,
+    Unauthorized,
 )
 
 from electro.errors import DomainError
 from electro.services import events
 from electro.web import (
     Explained,
+    is_api_path,
     origin,
     own_transaction,
     render,
@@ -28,6 +34,7 @@ log = logging.getLogger(__name__)
 
 EVENT_TYPES = {
     400: "input_validation_fail",
+    401: "authn_token_invalid",
     403: "authz_fail",
     404: "http_not_found",
     405: "http_method_not_allowed",
@@ -40,6 +47,7 @@ EVENT_TYPES = {
 }
 MESSAGES = {
     400: "The request could not be understood.",
+    401: "A valid personal access token is needed (Authorization: Bearer <token>).",
     403: "You are not allowed to do that.",
     404: "There is nothing at this address.",
     405: "That action is not allowed here.",
@@ -63,8 +71,20 @@ async def _record_error_event(status: int, detail: str) -> None:
         log.exception("could not record the error event")
 
 
-async def _error_page(status: int, message: str, event_detail: str) -> Response:
+def problem(status: int, detail: str, errors: dict[str, str] | None = None) -> Response:
+    """RFC 9457 problem details: what the API answers instead of an error page."""
+    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
+            "detail": detail, "errors": errors or {}}
+    return Response(json.dumps(body), status, content_type="application/problem+json")
+
+
+async def _error_page(
+    status: int, message: str, event_detail: str, errors: dict[str, str] | None = None
+) -> Response:
+    """The answer to any error: the page (or fragment), or a problem for the API."""
     await _record_error_event(status, event_detail)
+    if is_api_path(request.path):
+        return problem(status, message, errors)
     return await render(
         "error.html", "partials/error.html", status=status, status_code=status, message=message
     )
@@ -73,7 +93,16 @@ async def _error_page(status: int, message: str, event_detail: str) -> Response:
 async def handle_domain_error(error: DomainError) -> Response:
     """A service's refusal that no route turned into a form: its own message and status."""
     return await _error_page(error.status, error.message or MESSAGES.get(error.status, "Error"),
-                             type(error).__name__)
+                             type(error).__name__, error.errors)
+
+
+def _fields(error: RequestSchemaValidationError) -> dict[str, str]:
+    """The query parameters quart-schema's model refused, each with pydantic's message."""
+    found = getattr(error.validation_error, "errors", None)
+    if not callable(found):
+        return {}
+    return {".".join(str(part) for part in item["loc"]) or "query": str(item["msg"])
+            for item in found()}
 
 
 async def handle_http_error(error: HTTPException) -> Response:
@@ -81,10 +110,15 @@ async def handle_http_error(error: HTTPException) -> Response:
     # A refusal written for the user says what to do; other errors get the generic wording.
     message = (error.description if isinstance(error, Explained) else None) or MESSAGES.get(
         status, "Error")
-    response = await _error_page(status, message, type(error).__name__)
+    fields = _fields(error) if isinstance(error, RequestSchemaValidationError) else None
+    if fields:
+        message = "Some query parameters were refused: " + ", ".join(sorted(fields)) + "."
+    response = await _error_page(status, message, type(error).__name__, fields)
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
+    if isinstance(error, Unauthorized) and is_api_path(request.path):
+        response.headers["WWW-Authenticate"] = 'Bearer realm="electro"'
     if isinstance(error, MethodNotAllowed) and error.valid_methods:
         response.headers["Allow"] = ", ".join(sorted(error.valid_methods))
     return response

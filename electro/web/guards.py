@@ -20,6 +20,7 @@ from electro.services import events, sessions, two_factor
 from electro.services.sessions import SignedIn
 from electro.web import (
     db,
+    is_api_path,
     is_htmx,
     origin,
     own_transaction,
@@ -66,7 +67,11 @@ async def _check(token: str) -> SignedIn | None:
 
 
 async def current_account() -> SignedIn | None:
-    """The signed-in account for this request, or None (checked once per request)."""
+    """The signed-in account for this request, or None (checked once per request). The API
+    never takes a cookie as authentication, only a Bearer token (electro.web.bearer), so a
+    forged cross-site request to it carries no credential: none is signed in there."""
+    if is_api_path(request.path):
+        return None
     user = current_app.extensions["QUART_AUTH"][0].load_user()
     if not isinstance(user, ElectroUser):
         return None

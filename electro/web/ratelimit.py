@@ -20,6 +20,8 @@ from quart import Quart, Response, g, request
 from quart_rate_limiter import KeyCallable, RateLimit, RateLimiter
 from werkzeug.exceptions import HTTPException, TooManyRequests
 
+from electro.web.bearer import current_bearer
+
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
@@ -198,11 +200,16 @@ def make_store(redis_url: str | None) -> AtomicStore:
 
 
 async def client_key() -> str:
-    """The connection's address, independent of any account.
+    """A working API token (limited as itself, wherever it is used from), else the
+    connection's address, independent of any account. A token that does not work counts
+    against the address, so made-up tokens cannot open fresh limits.
 
     Never reads X-Forwarded-For: behind trusted proxies hypercorn's ProxyFixMiddleware rewrites
     the ASGI client address, which is what remote_addr reports.
     """
+    bearer = await current_bearer()
+    if bearer is not None:
+        return f"token:{bearer.token.id}"
     return request.remote_addr or "unknown"
 
 
