@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field
 
 from electro.inputs import MAX_INT
 from electro.models import Category as CategoryRow
+from electro.models import Order as OrderRow
+from electro.models import OrderLine as OrderLineRow
 from electro.models import Product as ProductRow
 from electro.services.trending import Trend as TrendRow
 
@@ -69,6 +71,35 @@ class Me(BaseModel):
     created: datetime
 
 
+class OrderLine(BaseModel):
+    name: str = Field(description="The product's name when the order was placed")
+    unit_price: Money
+    quantity: int
+
+
+class OrderSummary(BaseModel):
+    number: str
+    status: Literal["awaiting_payment", "confirmed", "paid", "shipped", "cancelled"]
+    payment: Literal["bank_transfer", "cash_on_delivery"]
+    placed: datetime
+    total: Money
+
+
+class Orders(BaseModel):
+    orders: list[OrderSummary]
+
+
+class Order(OrderSummary):
+    name: str
+    street: str
+    postcode: str
+    city: str
+    country: str
+    subtotal: Money
+    delivery: Money
+    lines: list[OrderLine]
+
+
 class Problem(BaseModel):
     """RFC 9457 problem details."""
 
@@ -100,6 +131,21 @@ def product_out(row: ProductRow, prior_price_cents: int | None) -> Product:
         id=row.id, name=row.name, company=row.company, category_id=row.category_id,
         description=row.description, price=money(row.price_cents), stock=row.stock,
         prior_price=None if prior_price_cents is None else money(prior_price_cents),
+    )
+
+
+def order_summary(row: OrderRow) -> OrderSummary:
+    return OrderSummary(number=row.number, status=row.status, payment=row.payment,  # type: ignore[arg-type]
+                        placed=row.created_at, total=money(row.total_cents))
+
+
+def order_out(row: OrderRow, lines: list[OrderLineRow]) -> Order:
+    return Order(
+        **order_summary(row).model_dump(), name=row.name, street=row.street,
+        postcode=row.postcode, city=row.city, country=row.country,
+        subtotal=money(row.subtotal_cents), delivery=money(row.delivery_cents),
+        lines=[OrderLine(name=line.name, unit_price=money(line.unit_price_cents),
+                         quantity=line.quantity) for line in lines],
     )
 
 

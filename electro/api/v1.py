@@ -14,7 +14,7 @@ from quart import Blueprint, Response, request
 from quart_schema import document_response, security_scheme, tag_blueprint, validate_querystring
 
 from electro.api import schemas
-from electro.services import catalog, search, trending
+from electro.services import catalog, orders, search, trending
 from electro.web import db, runtime
 from electro.web.bearer import required_bearer
 
@@ -125,7 +125,35 @@ async def trending_searches() -> Response:
 async def me() -> Response:
     """The account of the personal access token sent."""
     user = (await required_bearer()).user
-    response = _json(schemas.Me(username=user.username, email=user.email,
-                                created=user.created_at))
+    return _private(schemas.Me(username=user.username, email=user.email,
+                               created=user.created_at))
+
+
+def _private(model: BaseModel) -> Response:
+    """A token owner's own data: never stored by a cache on the way."""
+    response = _json(model)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.get("/orders")
+@security_scheme([{"token": []}])
+@document_response(schemas.Orders)
+@document_response(schemas.Problem, 401)
+@document_response(schemas.Problem, 429)
+async def own_orders() -> Response:
+    """The token owner's orders, newest first."""
+    found = await orders.own_orders(db(), (await required_bearer()).user)
+    return _private(schemas.Orders(orders=[schemas.order_summary(row) for row in found]))
+
+
+@bp.get("/orders/<number>")
+@security_scheme([{"token": []}])
+@document_response(schemas.Order)
+@document_response(schemas.Problem, 401)
+@document_response(schemas.Problem, 404)
+@document_response(schemas.Problem, 429)
+async def own_order(number: str) -> Response:
+    """One of the token owner's orders, with its lines; anyone else's number is a 404."""
+    row, lines = await orders.own_order(db(), (await required_bearer()).user, number)
+    return _private(schemas.order_out(row, lines))
