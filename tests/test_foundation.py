@@ -7,6 +7,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -28,6 +29,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_vendored_htmx_is_the_pinned_release() -> None:
     data = (ROOT / "static" / "htmx.min.js").read_bytes()
     assert hashlib.sha256(data).hexdigest() == HTMX_SHA256
+
+
+async def test_a_static_file_name_the_file_system_refuses_is_a_404(client: Any) -> None:
+    """Past the length a file name may have (found by the fuzz walk: it was a 500)."""
+    for name in ("x" * 300, "a/" * 2100 + "b", "htmx.min.js\x00", "../README.md"):
+        response = await client.get("/static/" + quote(name))
+        assert response.status_code == 404, name
+        assert 'role="alert"' in await response.get_data(as_text=True)
 
 
 async def test_home_page_lists_categories_with_htmx_configured(app: Any, client: Any) -> None:
