@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import redis
 from aiosmtpd.controller import Controller
+from hypothesis import settings
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -31,6 +32,13 @@ from tests.environment import IN_CI, TEST_SETTINGS, free_port
 
 pytest_plugins = ["tests.browser"]
 PG_URL = os.environ.get("ELECTRO_TEST_DATABASE_URL", "")
+
+# Sized for the fuzz walk (tests/test_fuzz.py), which takes its example count from the profile:
+# "ci" (the default) about 2,000 requests, a minute on a busy 2-core machine; "long"
+# (--hypothesis-profile=long) over 20,000. The other @given tests are pure and cheap at either.
+settings.register_profile("ci", max_examples=400)
+settings.register_profile("long", max_examples=4500)
+settings.load_profile("ci")
 
 
 def pytest_report_header() -> str:
