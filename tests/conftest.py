@@ -34,9 +34,9 @@ pytest_plugins = ["tests.browser"]
 PG_URL = os.environ.get("ELECTRO_TEST_DATABASE_URL", "")
 
 # Sized for the fuzz walk (tests/test_fuzz.py), which takes its example count from the profile:
-# "ci" (the default) about 2,000 requests, a minute on a busy 2-core machine; "long"
+# "ci" (the default) about 3,500 requests, under a minute on a busy 2-core machine; "long"
 # (--hypothesis-profile=long) over 20,000. The other @given tests are pure and cheap at either.
-settings.register_profile("ci", max_examples=400)
+settings.register_profile("ci", max_examples=700)
 settings.register_profile("long", max_examples=4500)
 settings.load_profile("ci")
 
