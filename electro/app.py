@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import AsyncGenerator
 from datetime import timedelta
@@ -9,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import FileSystemLoader
-from quart import Quart, g, render_template, request
+from quart import Quart, Response, g, render_template, request
 from quart_auth import QuartAuth
 from quart_rate_limiter import RateLimit
 
+from electro import errors as domain_errors
 from electro import tasks
 from electro.api import init_api
 from electro.config import load_settings, parse_rate, with_secret_key
@@ -51,10 +53,24 @@ PACKAGE = Path(__file__).parent
 STATIC = PACKAGE.parent / "static"
 
 
+class Electro(Quart):
+    """Quart, but a static file name the file system refuses is a 404 like any missing file:
+    a name past its length limit raises OSError (ENAMETOOLONG) where Quart checks whether the
+    file exists (pathlib answers False for the other odd names)."""
+
+    async def send_static_file(self, filename: str) -> Response:
+        try:
+            return await super().send_static_file(filename)
+        except OSError as exc:
+            if exc.errno != errno.ENAMETOOLONG:
+                raise
+            raise domain_errors.NotFound("There is no such file.") from None
+
+
 def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     """Defaults, then ``ELECTRO_*`` variables, then ``overrides`` (tests)."""
     settings = with_secret_key(load_settings(overrides=overrides))
-    app = Quart(__name__, static_folder=str(STATIC))
+    app = Electro(__name__, static_folder=str(STATIC))
     app.url_map.converters["int"] = IdConverter  # before any route is added
     # Pages by plain name ("index.html"), fragments as "partials/<name>.html".
     app.jinja_loader = FileSystemLoader([PACKAGE / "templates", PACKAGE])

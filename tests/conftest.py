@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import redis
 from aiosmtpd.controller import Controller
+from hypothesis import settings
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -26,6 +27,7 @@ from electro.db import make_engine
 from electro.migrate import upgrade
 from tests.support import (
     IN_CI,
+    PG_URL,
     TEST_SETTINGS,
     Client,
     Mailbox,
@@ -35,7 +37,13 @@ from tests.support import (
 )
 
 pytest_plugins = ["tests.support.browser"]
-PG_URL = os.environ.get("ELECTRO_TEST_DATABASE_URL", "")
+
+# Sized for the fuzz walk (tests/test_fuzz.py), which takes its example count from the profile:
+# "ci" (the default) about 3,500 requests, under a minute on a busy 2-core machine; "long"
+# (--hypothesis-profile=long) over 20,000. The other @given tests are pure and cheap at either.
+settings.register_profile("ci", max_examples=700)
+settings.register_profile("long", max_examples=4500)
+settings.load_profile("ci")
 
 
 def pytest_report_header() -> str:

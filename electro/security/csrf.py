@@ -12,4 +12,8 @@ def new_token() -> str:
 
 
 def tokens_match(sent: str | None, expected: str | None) -> bool:
-    return bool(sent) and bool(expected) and hmac.compare_digest(str(sent), str(expected))
+    """Compared as bytes: ``compare_digest`` refuses str with non-ASCII characters (a TypeError),
+    and a sent token may be any text a client typed into the field or header."""
+    if not sent or not expected:
+        return False
+    return hmac.compare_digest(sent.encode("utf-8", "surrogatepass"), expected.encode())

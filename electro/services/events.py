@@ -146,9 +146,13 @@ def parse_filter(args: Mapping[str, str]) -> EventFilter:
     until = _parse_time("until", args.get("until", ""), end_of_day=True)
     if since is not None and until is not None and since >= until:
         raise FilterError("'since' must be before 'until'")
-    return EventFilter(type=args.get("type", "").strip()[:64],
-                       actor=args.get("actor", "").strip()[:64],
-                       ip=args.get("ip", "").strip()[:45], since=since, until=until)
+    texts = {name: args.get(name, "").strip()[:limit]
+             for name, limit in (("type", 64), ("actor", 64), ("ip", 45))}
+    if any("\x00" in value for value in texts.values()):
+        # PostgreSQL cannot compare text with a NUL; refused here, the export refuses it
+        # before its first byte instead of cutting its stream.
+        raise FilterError("A filter cannot contain a NUL character")
+    return EventFilter(**texts, since=since, until=until)
 
 
 def _user_id(actor: str) -> int | None:

@@ -11,7 +11,7 @@ an empty form.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 from urllib.parse import parse_qsl
 
 from quart import Quart
@@ -20,6 +20,7 @@ from quart.wrappers import Request
 from quart.wrappers.request import Body
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
+from werkzeug.formparser import default_stream_factory
 
 from electro.config import Settings
 from electro.web import Explained
@@ -62,12 +63,39 @@ async def _parse_urlencoded(
 
 class BoundedFormParser(FormDataParser):
     """Quart's parser, but a url-encoded body's fields are counted before they are split, and
-    its refusals are 4xx answers (Quart reads a malformed form as an empty one)."""
+    its refusals are 4xx answers (Quart reads a malformed form as an empty one); and a
+    multipart file part that the parsed form does not keep (the body ended inside it, or a
+    later part was malformed) has its temporary file closed, since only ``request.files`` is
+    closed when the request ends."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._opened: list[IO[bytes]] = []
+        self.stream_factory = self._opened_stream
+
+    def _opened_stream(self, *args: Any) -> IO[bytes]:
+        stream = default_stream_factory(*args)
+        self._opened.append(stream)
+        return stream
 
     def get_parse_func(self, mimetype: str, options: dict[str, str]) -> Any:
         if mimetype in URLENCODED:
             return _parse_urlencoded
         return super().get_parse_func(mimetype, options)
+
+    async def parse(
+        self, body: Body, mimetype: str, content_length: int | None,
+        options: dict[str, str] | None = None,
+    ) -> tuple[MultiDict[str, str], MultiDict[str, Any]]:
+        kept: set[int] = set()
+        try:
+            form, files = await super().parse(body, mimetype, content_length, options)
+            kept = {id(upload.stream) for _name, upload in files.items(multi=True)}
+            return form, files
+        finally:
+            for stream in self._opened:
+                if id(stream) not in kept:
+                    stream.close()
 
 
 def bound_request_bodies(app: Quart, settings: Settings) -> None:

@@ -12,6 +12,7 @@ from quart import Quart, Response, request
 from quart_schema import RequestSchemaValidationError
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import (
+    BadRequest,
     HTTPException,
     InternalServerError,
     MethodNotAllowed,
@@ -132,21 +133,34 @@ class Busy(Explained, ServiceUnavailable):
     description = "The shop is busy right now; nothing was changed. Please try again."
 
 
+class Unstorable(Explained, BadRequest):
+    """PostgreSQL refused a text value of the request (SQLSTATE 22021: a NUL character, which
+    its text type cannot hold, wherever a value reaches a query; SQLite takes it): the input's
+    fault, answered like other input nothing can use, on every route at once."""
+
+    description = ("What you sent contains a character that cannot be stored or searched for "
+                   "(a NUL character). Remove it and try again.")
+
+
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
+UNSTORABLE_SQLSTATE = "22021"  # character_not_in_repertoire
 
 
-def _is_busy(error: Exception) -> bool:
-    if not isinstance(error, DBAPIError):
-        return False
+def _sqlstate(error: DBAPIError) -> str | None:
     original = error.orig
-    code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
-    return code in RETRYABLE_SQLSTATES or "database is locked" in str(original)
+    return getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+
+
+def _is_busy(error: DBAPIError) -> bool:
+    return _sqlstate(error) in RETRYABLE_SQLSTATES or "database is locked" in str(error.orig)
 
 
 async def handle_unexpected(error: Exception) -> Response:
-    if _is_busy(error):
+    if isinstance(error, DBAPIError) and _is_busy(error):
         log.warning("database busy: %s", error)
         return await handle_http_error(Busy(retry_after=1))
+    if isinstance(error, DBAPIError) and _sqlstate(error) == UNSTORABLE_SQLSTATE:
+        return await handle_http_error(Unstorable())
     log.exception("unhandled error", exc_info=error)
     return await handle_http_error(InternalServerError())
 

@@ -6,7 +6,6 @@ import asyncio
 import gzip
 import hashlib
 import json
-import os
 import zipfile
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
@@ -39,8 +38,8 @@ from electro.models import (
 )
 from electro.services import backups, mail, search
 from electro.services.backups import databases, fileformat
+from tests.support import PG_URL
 
-PG_URL = os.environ.get("ELECTRO_TEST_DATABASE_URL", "")
 CLEAR_PASSWORD = "correct horse battery staple 42"
 HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 

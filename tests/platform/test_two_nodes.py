@@ -32,10 +32,9 @@ from electro.db import make_engine, make_sessionmaker
 from electro.models import Category, Event, Product
 from electro.security.passwords import Passwords
 from electro.services import users
-from tests.support import IN_CI, TEST_PASSWORD, TEST_SETTINGS, Mailbox, free_port
+from tests.support import IN_CI, PG_URL, TEST_PASSWORD, TEST_SETTINGS, Mailbox, free_port
 
 pytestmark = pytest.mark.two_nodes
-PG_URL = os.environ.get("ELECTRO_TEST_DATABASE_URL", "")
 ELECTRO = Path(sys.executable).parent / "electro"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 REDIS_DB = 1  # this test's own Redis database, emptied first: limits start from nothing

@@ -21,6 +21,8 @@ from electro.models import User
 from electro.services import sessions
 
 IN_CI = os.environ.get("CI") == "true"  # there, a missing service fails instead of skipping
+# Set for the PostgreSQL pass of `make test`: every test database is then a PostgreSQL copy.
+PG_URL = os.environ.get("ELECTRO_TEST_DATABASE_URL", "")
 
 # Settings every test app shares; the databases, folders and SMTP port are per test.
 TEST_SETTINGS: dict[str, Any] = {
