@@ -97,21 +97,6 @@ def checkout_form(port: int, cookie: str) -> tuple[str, str]:
     return f"{cookie}; {session}", urlencode({**fields, **ADDRESS})
 
 
-def timed_post(port: int, path: str, cookie: str, body: str, expect: int,
-               headers: dict[str, str] | None = None) -> float:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    start = time.perf_counter()
-    conn.request("POST", path, body=body, headers={
-        "Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie, **(headers or {})})
-    response = conn.getresponse()
-    response.read()
-    elapsed = time.perf_counter() - start
-    conn.close()
-    if response.status != expect:
-        raise RuntimeError(f"POST {path} answered {response.status}, not {expect}")
-    return elapsed
-
-
 def p99(latencies: list[float]) -> float:
     return statistics.quantiles(latencies, n=100)[98] * 1000
 
@@ -126,7 +111,7 @@ async def checkout_round(env: dict[str, str], port: int, cookies: list[str],
 
     def post(form: tuple[str, str]) -> float:
         barrier.wait()
-        return timed_post(port, "/checkout", form[0], form[1], 303)
+        return support.timed_post(port, "/checkout", form[0], form[1], 303)
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=len(forms)) as pool:
@@ -139,7 +124,7 @@ def add_to_basket_p99(port: int, connections: int, cookie_and_token: tuple[str, 
     body = urlencode({"csrf_token": token, "product_id": "1", "quantity": "1"})
     with ThreadPoolExecutor(max_workers=connections) as pool:
         return p99(list(pool.map(
-            lambda _: timed_post(port, "/basket/items", cookie, body, 200,
+            lambda _: support.timed_post(port, "/basket/items", cookie, body, 200,
                                  {"HX-Request": "true"}), range(ADDS))))
 
 

@@ -102,9 +102,18 @@ def timed_form_post(port: int, path: str, fields: dict[str, str], expect: int) -
     if not match or not cookie:
         raise RuntimeError(f"{path} carries no CSRF token or session cookie")
     body = urlencode({"csrf_token": match.group(1), **fields})
+    return timed_post(port, path, cookie, body, expect, conn=conn)
+
+
+def timed_post(port: int, path: str, cookie: str, body: str, expect: int,
+               headers: dict[str, str] | None = None,
+               conn: http.client.HTTPConnection | None = None) -> float:
+    """One url-encoded POST, timed (on ``conn`` if given, else a new connection), closed
+    after; it must answer ``expect``."""
+    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     start = time.perf_counter()
     conn.request("POST", path, body=body, headers={
-        "Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
+        "Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie, **(headers or {})})
     response = conn.getresponse()
     response.read()
     elapsed = time.perf_counter() - start
