@@ -21,7 +21,7 @@ from electro.errors import DomainError, FieldError, InvalidInput
 from electro.inputs import MAX_INT, whole_number
 from electro.services import basket, orders
 from electro.services.basket import Owner
-from electro.web import db, is_htmx, own_transaction, render, runtime
+from electro.web import db, is_api_path, is_htmx, own_transaction, render, runtime
 from electro.web.guards import acting, local_path, login_required, signed_in
 
 bp = Blueprint("basket", __name__)
@@ -36,9 +36,12 @@ def owner() -> Owner:
 
 
 async def load_basket_count() -> None:
-    """before_request, after the account is known: the header's count. No query for a
-    visitor without a basket, nor for static files."""
-    who = owner() if request.endpoint != "static" else Owner()
+    """before_request, after the account is known: the header's count (base.html). No query
+    when no page is coming (static files, the API, an htmx fragment: a change sends its count
+    in HX-Trigger), nor for a visitor without a basket."""
+    page_coming = request.endpoint != "static" and not is_htmx() and not is_api_path(
+        request.path)
+    who = owner() if page_coming else Owner()
     g.basket_count = await basket.count(db(), who) if who.matches() is not None else 0
 
 

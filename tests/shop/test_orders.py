@@ -91,6 +91,28 @@ async def test_add_with_htmx_answers_the_notice_and_the_count_in_one_response(
     assert "Only 3 of “Phone 0” in stock" in await response.get_data(as_text=True)
 
 
+async def test_the_header_count_is_read_only_for_a_page(app: Any, client: Client) -> None:
+    """A fragment or an API answer has no header to fill: its request counts nothing."""
+    (phone,) = await products(app, (3, 1000))
+    await add(client, phone, 1)
+    counted: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "basket_lines" in statement:
+            counted.append(statement)
+
+    engine = app.extensions["electro"].engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for path, htmx in (("/search?q=phone", True), ("/api/v1/categories", False)):
+            await client.get(path, htmx=htmx)
+        assert counted == []
+        page = await (await client.get("/search?q=phone")).get_data(as_text=True)
+        assert len(counted) == 1 and count_in_header(page) == 1
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+
+
 async def test_bad_basket_input_is_a_4xx_with_a_message(app: Any, client: Client) -> None:
     (phone, sold_out) = await products(app, (3, 1000), (0, 500))
     for form, status, message in (
