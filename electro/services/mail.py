@@ -16,11 +16,13 @@ for a known and an unknown address, so its timing does not tell which it was.
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
 from datetime import timedelta
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
@@ -220,6 +222,18 @@ async def _claim(sessions: async_sessionmaker[AsyncSession]) -> list[OutboxMail]
     return sorted(claimed, key=lambda m: m.id)
 
 
+# Mail is flattened at RFC 5322's hard line limit, not at its advised 78 characters: a header with
+# nowhere to fold (a List-Unsubscribe URL) would otherwise become an RFC 2047 encoded word,
+# which mail clients do not read as a link. aiosmtplib folds every EmailMessage at 78 again,
+# so it gets the flattened mail re-read as a compat32 Message, which it sends as it is.
+_WIRE = email.policy.SMTP.clone(max_line_length=998)
+
+
+def wire_form(message: EmailMessage) -> Message:
+    return email.message_from_bytes(message.as_bytes(policy=_WIRE),
+                                    policy=email.policy.compat32)
+
+
 class Transport:
     """Where a batch goes: one SMTP connection, opened at its first mail and kept for the rest
     (a mass mailing is not one handshake per mail; a dropped connection is opened again), or
@@ -243,7 +257,7 @@ class Transport:
                 start_tls=settings.smtp_starttls or None, timeout=15,
             )
             await self._smtp.connect()
-        await self._smtp.send_message(message)
+        await self._smtp.send_message(wire_form(message))
 
     async def close(self) -> None:
         if self._smtp is not None and self._smtp.is_connected:
@@ -254,7 +268,7 @@ class Transport:
 def _write_eml(folder: Path, mail_id: int | str, message: EmailMessage) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     stamp = clock.now().strftime("%Y%m%dT%H%M%S")
-    (folder / f"{stamp}-{mail_id}.eml").write_bytes(bytes(message))
+    (folder / f"{stamp}-{mail_id}.eml").write_bytes(message.as_bytes(policy=_WIRE))
 
 
 def backoff(attempts: int) -> timedelta:
