@@ -134,7 +134,7 @@ async def pg_scratch() -> tuple[str, str] | None:
     try:
         async with admin.connect() as conn:
             await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except (OSError, Exception):  # noqa: BLE001 - no server: SQLite only
+    except (OSError, Exception):  # not reachable or not allowed: SQLite only
         return None
     finally:
         await admin.dispose()
