@@ -27,12 +27,14 @@ from electro.web import (
     Runtime,
     account,
     admin,
+    admin_newsletters,
     admin_tables,
     auth,
     basket,
     close_db,
     errors,
     finish_db,
+    newsletter,
     orders,
     recovery,
     register,
@@ -113,7 +115,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     app.teardown_appcontext(close_db)
     errors.register_error_handlers(app)
     for area in (shop, search, auth, account, two_factor, basket, orders, register, recovery,
-                 admin, admin_tables, system):
+                 newsletter, admin, admin_tables, admin_newsletters, system):
         app.register_blueprint(area.bp)
     init_api(app)
     bound_request_bodies(app, settings)

@@ -74,6 +74,7 @@ class Settings:
     unpaid_order_days: int = 7  # a bank-transfer order unpaid this long is cancelled
     # In the confirmation mail of a bank-transfer order, above the order number (the reference).
     bank_details: str = "E-lectro GmbH, IBAN DE89 3704 0044 0532 0130 00, BIC COBADEFFXXX"
+    newsletter_per_minute: int = 600  # newsletter mails sent at most, all nodes together
     api_token_max_days: int = 365  # the longest expiry a personal access token may have
     # Read by `electro create-admin` only (empty: it prompts); kept out of repr and logs.
     admin_password: str = field(default="", repr=False)
@@ -192,6 +193,9 @@ def _check(s: Settings) -> None:
     if not 1 <= s.api_token_max_days <= 3650:
         raise SettingsError("ELECTRO_API_TOKEN_MAX_DAYS must be 1-3650 (days a personal access "
                             f"token may live at most); got {s.api_token_max_days}")
+    if not 1 <= s.newsletter_per_minute <= 100_000:
+        raise SettingsError("ELECTRO_NEWSLETTER_PER_MINUTE must be 1-100000 (newsletter mails "
+                            f"sent per minute at most); got {s.newsletter_per_minute}")
     parse_rate(s.default_rate_limit, "ELECTRO_DEFAULT_RATE_LIMIT")
 
 

@@ -32,6 +32,9 @@ class User(Identified):
     password_hash: Mapped[str] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Consent to the newsletter (SPEC B2): opt-in, so off until the account ticks it; every
+    # change is a ``newsletter_consent`` event (time and address: the proof of consent).
+    newsletter: Mapped[bool] = mapped_column(Boolean, default=False)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     failed_window_started_at: Mapped[datetime | None] = mapped_column(DateTime)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime)
@@ -58,6 +61,7 @@ class OneTimeKey(Identified):
     username: Mapped[str | None] = mapped_column(String(32))  # pending registration
     email: Mapped[str | None] = mapped_column(String(254))  # target address
     password_hash: Mapped[str | None] = mapped_column(String(255))  # pending registration
+    newsletter: Mapped[bool] = mapped_column(Boolean, default=False)  # pending registration
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
@@ -328,3 +332,46 @@ class OrderLine(Identified):
     name: Mapped[str] = mapped_column(String(200))
     unit_price_cents: Mapped[int] = mapped_column(Integer)
     quantity: Mapped[int] = mapped_column(Integer)
+
+
+class Newsletter(Identified):
+    """A newsletter an admin wrote (SPEC B2). ``started_at``: when sending began, which fixed
+    its recipients (one ``newsletter_deliveries`` row each); ``finished_at``: when none was
+    left pending. ``claimed_at`` is touched by each sender's claim, which so takes this row's
+    lock: two nodes claim one after the other, each seeing the other's claims in the rate
+    window."""
+
+    __tablename__ = "newsletters"
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    picks: Mapped[int] = mapped_column(Integer)
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True)  # deleting a user looks here
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class NewsletterDelivery(Identified):
+    """One newsletter to one shopper: the unique key makes a second send of the same newsletter
+    to the same shopper impossible. ``status``: pending, sent, failed (gave up after retries)
+    or skipped (no longer subscribed, active or unblocked when its turn came). A claim leases
+    the row (``next_attempt_at`` moves on, like the outbox's) and stamps ``claimed_at``, which
+    the rate cap counts."""
+
+    __tablename__ = "newsletter_deliveries"
+    newsletter_id: Mapped[int] = mapped_column(
+        ForeignKey("newsletters.id", ondelete="CASCADE"))  # the unique key leads with it
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+    __table_args__ = (
+        UniqueConstraint("newsletter_id", "user_id"),
+        # The sender's next due rows, and the progress counts, read this index only.
+        Index("ix_newsletter_deliveries_due", "status", "next_attempt_at", "id"),
+    )

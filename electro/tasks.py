@@ -19,6 +19,7 @@ from electro.services import (
     events,
     keys,
     mail,
+    newsletters,
     orders,
     recovery,
     registration,
@@ -47,10 +48,12 @@ async def event_retention(db: AsyncSession, settings: Settings) -> int:
     return await events.apply_retention(db, settings.event_retention_days)
 
 
-# What a wake-up (a request queued mail) runs: requests composed, then everything sent.
+# What a wake-up (a request queued mail, or a newsletter started) runs: requests composed,
+# then everything sent, newsletters within their rate cap.
 OUTBOX: list[Job] = [
     mail.composing({"reset": recovery.reset_mail, "activate": registration.activation_mail}),
     mail.deliver_due,
+    newsletters.send_due,
 ]
 JOBS: list[Job] = [
     *OUTBOX,

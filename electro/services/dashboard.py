@@ -12,7 +12,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from electro import clock
 from electro.config import Settings
-from electro.models import Event, Order, OutboxMail, Product, SearchRecord, User, UserSession
+from electro.models import (
+    Event,
+    Newsletter,
+    NewsletterDelivery,
+    Order,
+    OutboxMail,
+    Product,
+    SearchRecord,
+    User,
+    UserSession,
+)
 from electro.services import charts
 from electro.services.orders import CANCELLED
 from electro.services.sessions import account_blocked, live, longest_lifetime
@@ -30,6 +40,10 @@ class Counts:
     outbox_pending: int
     outbox_failed: int
     events_24h: int
+    subscribers: int
+    newsletters_sending: int
+    newsletter_pending: int
+    newsletter_failed: int
 
 
 @dataclass(frozen=True)
@@ -57,6 +71,10 @@ async def counts(db: AsyncSession, settings: Settings) -> Counts:
         _count(OutboxMail, OutboxMail.status == "pending"),
         _count(OutboxMail, OutboxMail.status == "failed"),
         _count(Event, Event.created_at >= now - timedelta(hours=24)),
+        _count(User, User.newsletter.is_(True)),
+        _count(Newsletter, Newsletter.started_at.is_not(None), Newsletter.finished_at.is_(None)),
+        _count(NewsletterDelivery, NewsletterDelivery.status == "pending"),
+        _count(NewsletterDelivery, NewsletterDelivery.status == "failed"),
     ))).one()
     return Counts(*(int(value) for value in row))
 
@@ -107,6 +125,13 @@ async def order_series(db: AsyncSession, days: int = 30) -> list[Series]:
     ))
 
 
+async def newsletter_series(db: AsyncSession, days: int = 30) -> list[Series]:
+    """Newsletter mails sent per day."""
+    return await _series(db, days, (
+        ("Newsletter mails", NewsletterDelivery.sent_at, (), None),
+    ))
+
+
 @dataclass(frozen=True)
 class Overview:
     counts: Counts
@@ -114,9 +139,10 @@ class Overview:
 
 
 async def overview(db: AsyncSession, settings: Settings, days: int = 30) -> Overview:
-    """What the dashboard shows: the counts, and a chart of each daily series (the orders'
-    beside the others)."""
-    series = [*await daily_series(db, days), *await order_series(db, days)]
+    """What the dashboard shows: the counts, and a chart of each daily series (the orders' and
+    newsletter mails' beside the others)."""
+    series = [*await daily_series(db, days), *await order_series(db, days),
+              *await newsletter_series(db, days)]
     return Overview(await counts(db, settings), [
         (s.title, charts.bar_chart(s.title, s.points), sum(v for _, v in s.points))
         for s in series

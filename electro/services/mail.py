@@ -16,17 +16,19 @@ for a known and an unknown address, so its timing does not tell which it was.
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
 from datetime import timedelta
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
 
 import aiosmtplib
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy import String, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -42,6 +44,9 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "mail"
 _env = Environment(
     loader=FileSystemLoader(TEMPLATES), autoescape=False, undefined=StrictUndefined  # noqa: S701
 )
+# The HTML part of a mail that has one (a newsletter): ``.html`` templates, autoescaped.
+_html_env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined,
+                        autoescape=select_autoescape(["html"]))
 MAX_ATTEMPTS = 8
 LEASE = timedelta(minutes=5)  # a claimed mail whose sender died is retried after this
 BATCH = 50
@@ -167,15 +172,34 @@ def _per_user(rendered: str) -> Any:
     return expr
 
 
+def render_html(template: str, context: dict[str, Any]) -> str:
+    """``templates/mail/<template>.html``, every value autoescaped."""
+    return _html_env.get_template(f"{template}.html").render(**context)
+
+
 def build_message(mail: OutboxMail, settings: Settings) -> EmailMessage:
+    return compose_message(settings, mail.to_addr, mail.subject, mail.body,
+                           idstring=f"outbox{mail.id}")
+
+
+def compose_message(
+    settings: Settings, to: str, subject: str, text: str, *, idstring: str,
+    html: str | None = None, headers: Mapping[str, str] | None = None,
+) -> EmailMessage:
+    """A mail from the shop: the text, and ``html`` as its alternative when given;
+    ``headers`` added (List-Unsubscribe...)."""
     message = EmailMessage()
     message["From"] = settings.mail_from
-    message["To"] = mail.to_addr
-    message["Subject"] = mail.subject
+    message["To"] = to
+    message["Subject"] = subject
     message["Date"] = formatdate(usegmt=True)
-    message["Message-ID"] = make_msgid(idstring=f"outbox{mail.id}", domain="electro.invalid")
+    message["Message-ID"] = make_msgid(idstring=idstring, domain="electro.invalid")
     message["Auto-Submitted"] = "auto-generated"
-    message.set_content(mail.body)
+    for name, value in (headers or {}).items():
+        message[name] = value
+    message.set_content(text)
+    if html is not None:
+        message.add_alternative(html, subtype="html")
     return message
 
 
@@ -198,7 +222,19 @@ async def _claim(sessions: async_sessionmaker[AsyncSession]) -> list[OutboxMail]
     return sorted(claimed, key=lambda m: m.id)
 
 
-class _Transport:
+# Mail is flattened at RFC 5322's hard line limit, not at its advised 78 characters: a header with
+# nowhere to fold (a List-Unsubscribe URL) would otherwise become an RFC 2047 encoded word,
+# which mail clients do not read as a link. aiosmtplib folds every EmailMessage at 78 again,
+# so it gets the flattened mail re-read as a compat32 Message, which it sends as it is.
+_WIRE = email.policy.SMTP.clone(max_line_length=998)
+
+
+def wire_form(message: EmailMessage) -> Message:
+    return email.message_from_bytes(message.as_bytes(policy=_WIRE),
+                                    policy=email.policy.compat32)
+
+
+class Transport:
     """Where a batch goes: one SMTP connection, opened at its first mail and kept for the rest
     (a mass mailing is not one handshake per mail; a dropped connection is opened again), or
     .eml files when no SMTP host is set."""
@@ -207,7 +243,8 @@ class _Transport:
         self._settings = settings
         self._smtp: aiosmtplib.SMTP | None = None
 
-    async def send(self, message: EmailMessage, mail_id: int) -> None:
+    async def send(self, message: EmailMessage, mail_id: int | str) -> None:
+        """``mail_id`` names the .eml file when there is no SMTP host."""
         settings = self._settings
         if not settings.smtp_host:
             await asyncio.to_thread(_write_eml, settings.mail_dir, mail_id, message)
@@ -220,7 +257,7 @@ class _Transport:
                 start_tls=settings.smtp_starttls or None, timeout=15,
             )
             await self._smtp.connect()
-        await self._smtp.send_message(message)
+        await self._smtp.send_message(wire_form(message))
 
     async def close(self) -> None:
         if self._smtp is not None and self._smtp.is_connected:
@@ -228,10 +265,10 @@ class _Transport:
                 await self._smtp.quit()
 
 
-def _write_eml(folder: Path, mail_id: int, message: EmailMessage) -> None:
+def _write_eml(folder: Path, mail_id: int | str, message: EmailMessage) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     stamp = clock.now().strftime("%Y%m%dT%H%M%S")
-    (folder / f"{stamp}-{mail_id}.eml").write_bytes(bytes(message))
+    (folder / f"{stamp}-{mail_id}.eml").write_bytes(message.as_bytes(policy=_WIRE))
 
 
 def backoff(attempts: int) -> timedelta:
@@ -250,7 +287,7 @@ async def deliver_due(sessions: async_sessionmaker[AsyncSession], settings: Sett
 async def _deliver_batch(
     batch: list[OutboxMail], sessions: async_sessionmaker[AsyncSession], settings: Settings
 ) -> int:
-    transport = _Transport(settings)
+    transport = Transport(settings)
     try:
         return await _send_each(batch, transport, sessions, settings)
     finally:
@@ -258,7 +295,7 @@ async def _deliver_batch(
 
 
 async def _send_each(
-    batch: list[OutboxMail], transport: _Transport,
+    batch: list[OutboxMail], transport: Transport,
     sessions: async_sessionmaker[AsyncSession], settings: Settings,
 ) -> int:
     sent = 0

@@ -22,7 +22,7 @@ from electro.errors import Conflict, InvalidInput
 from electro.models import OneTimeKey, User
 from electro.security.keys import hash_key
 from electro.security.passwords import Passwords, policy_problems
-from electro.services import events, keys, users
+from electro.services import events, keys, newsletters, users
 from electro.services.events import Origin
 from electro.services.forms import MISMATCH
 from electro.services.mail import Composed, queue_request, send_mail
@@ -87,12 +87,13 @@ async def field_problem(
 
 async def start(
     db: AsyncSession, settings: Settings, passwords: Passwords, form: Mapping[str, str],
-    origin: Origin, replaces: int | None = None,
+    origin: Origin, replaces: int | None = None, newsletter: bool = False,
 ) -> int:
     """Check the form, store a pending registration and mail its key (or, for an address that
     has an account, a notice to its owner). Returns the pending row's id, for the session of the
     browser that submitted it. ``replaces``: that browser's previous pending registration, which
-    ends (a mistyped address can be corrected at once). Raises InvalidInput."""
+    ends (a mistyped address can be corrected at once). ``newsletter``: the sign-up form's
+    consent, which the account gets when the key creates it. Raises InvalidInput."""
     problems = {f: p for f in FIELDS
                 if (p := await field_problem(db, settings, f, form, replaces))}
     if problems:
@@ -106,7 +107,7 @@ async def start(
             OneTimeKey.used_at.is_(None)))
     username, email = form["username"], normalise_email(form["email"])
     key, row = await keys.issue(db, settings, "register", username=username, email=email,
-                                password_hash=password_hash)
+                                password_hash=password_hash, newsletter=newsletter)
     owner = await db.scalar(select(User).where(func.lower(User.email) == email))
     if owner is None:
         await send_mail(db, settings, email, "register_key", username=username, key=key,
@@ -115,7 +116,7 @@ async def start(
         await send_mail(db, settings, email, "account_exists", username=owner.username,
                         email=email)
     await events.record(db, "register_pending", actor=username, existing_account=owner is not None,
-                        **origin)
+                        newsletter=newsletter, **origin)
     return row.id
 
 
@@ -133,7 +134,7 @@ async def confirm(
                             ended=refused.ended, **origin)
         raise
     user = User(username=row.username, email=row.email, password_hash=row.password_hash,
-                is_active=True)
+                is_active=True, newsletter=row.newsletter)
     try:
         # A savepoint: the key stays used when the unique index refuses the account.
         async with db.begin_nested():
@@ -148,6 +149,11 @@ async def confirm(
             "This e-mail address got an account meanwhile; log in or reset its password."
         ) from None
     await events.record(db, "user_created", actor_id=user.id, actor=user.username, **origin)
+    if user.newsletter:
+        # Ticked on the sign-up form (its register_pending event has that request's time and
+        # address), confirmed now by the key from the mailbox.
+        await newsletters.record_consent(db, user, True, "sign-up", origin,
+                                         ticked_at=row.created_at.isoformat())
     return user
 
 

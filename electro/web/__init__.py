@@ -50,6 +50,11 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 API_PREFIX = "/api/"  # the JSON API: Bearer tokens only, never cookies; problem+json errors
 
 
+# The newsletter's unsubscribe links (RFC 8058): their signed token is the credential, so a
+# mail client's one-click POST, which has no cookie or CSRF token, is accepted.
+ONE_CLICK_PREFIX = "/newsletter/unsubscribe/"
+
+
 def is_api_path(path: str) -> bool:
     return path.startswith(API_PREFIX)
 

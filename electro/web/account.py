@@ -18,7 +18,7 @@ from quart_rate_limiter import rate_limit
 
 from electro import clock
 from electro.errors import InvalidInput
-from electro.services import accounts, api_tokens, sessions
+from electro.services import accounts, api_tokens, newsletters, sessions
 from electro.services.sessions import SignedIn
 from electro.web import client_ip, db, is_htmx, origin, render, runtime
 from electro.web.guards import login_required, signed_in
@@ -67,6 +67,7 @@ async def _after_session_change(account: SignedIn, message: str) -> Response:
 
 
 TOKENS = "partials/account_tokens.html"
+NEWSLETTER = "partials/account_newsletter.html"
 
 
 @bp.post("/account/tokens")
@@ -94,6 +95,21 @@ async def revoke_token(token_id: int) -> Response:
     if is_htmx():
         return await _page(account, TOKENS, revoked_notice="The token was revoked.")
     await flash("The token was revoked.")
+    return redirect("/account")  # type: ignore[return-value]
+
+
+@bp.post("/account/newsletter")
+@rate_limit(10, timedelta(minutes=1))
+@login_required
+async def newsletter_consent() -> Response:
+    """The newsletter checkbox: ticked subscribes, unticked unsubscribes (an event either way)."""
+    account = await signed_in()
+    wanted = newsletters.consents((await request.form).get("newsletter"))
+    await newsletters.set_consent(db(), account.user, wanted, origin())
+    message = ("You get the newsletter." if wanted else "You do not get the newsletter.")
+    if is_htmx():
+        return await _page(account, NEWSLETTER, newsletter_notice=message)
+    await flash(message)
     return redirect("/account")  # type: ignore[return-value]
 
 

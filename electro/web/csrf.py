@@ -8,7 +8,7 @@ from quart import request, session
 from werkzeug.exceptions import Forbidden
 
 from electro.security.csrf import new_token, tokens_match
-from electro.web import SAFE_METHODS, Explained, is_api_path
+from electro.web import ONE_CLICK_PREFIX, SAFE_METHODS, Explained, is_api_path
 
 SESSION_KEY = "csrf"
 # Stands for the asker's token in a fragment cached for everyone (search results); the route
@@ -37,6 +37,10 @@ async def check_csrf() -> None:
     # The API authenticates by Bearer token only and never reads a cookie (electro.web.guards
     # sees no account there), so a forged cross-site request carries no credential to abuse.
     if request.method in SAFE_METHODS or is_api_path(request.path):
+        return
+    # An unsubscribe link's signed token is its credential (electro.web.newsletter): a forged
+    # request without the token does nothing, and one with it does what the link is for.
+    if request.path.startswith(ONE_CLICK_PREFIX):
         return
     # Browsers label cross-site requests; refuse them before reading any body.
     if request.headers.get("Sec-Fetch-Site") == "cross-site":

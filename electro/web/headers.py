@@ -9,7 +9,7 @@ CSP = (
     "form-action 'self'; img-src 'self' data:; style-src 'self'"
 )
 PRIVATE_PREFIXES = ("/account", "/admin", "/login", "/logout", "/register", "/password",
-                    "/activate", "/basket", "/checkout")
+                    "/activate", "/basket", "/checkout", "/newsletter")
 
 
 def is_private_path(path: str) -> bool:

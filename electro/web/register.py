@@ -9,7 +9,7 @@ from quart import Blueprint, Response, request, session
 from quart_rate_limiter import rate_limit
 
 from electro.errors import Conflict, InvalidInput, NotFound
-from electro.services import keys, registration
+from electro.services import keys, newsletters, registration
 from electro.services.registration import FIELDS
 from electro.web import db, origin, render, runtime
 from electro.web.forms import (
@@ -41,7 +41,8 @@ ACTIVATE_EMAIL = FormPage("Activate your account",
 
 def _echo(form: dict[str, str]) -> dict[str, str]:
     """What the re-rendered form shows again: never the passwords."""
-    return {"username": form.get("username", ""), "email": form.get("email", "")}
+    return {"username": form.get("username", ""), "email": form.get("email", ""),
+            "newsletter": form.get("newsletter", "")}
 
 
 @bp.get("/register")
@@ -52,11 +53,12 @@ async def register_page() -> Response:
 @bp.post("/register")
 @SUBMIT
 async def register() -> Response:
-    form = await form_values(*FIELDS)
+    form = await form_values(*FIELDS, "newsletter")
     rt = runtime()
     try:
-        pending_id = await registration.start(db(), rt.settings, rt.passwords, form, origin(),
-                                              replaces=session.get(PENDING))
+        pending_id = await registration.start(
+            db(), rt.settings, rt.passwords, form, origin(), replaces=session.get(PENDING),
+            newsletter=newsletters.consents(form["newsletter"]))
     except InvalidInput as exc:
         return await render("register.html", "partials/register_form.html", form=_echo(form),
                             errors=exc.errors)

@@ -13,6 +13,8 @@ from electro.models import (
     AccountBlock,
     Category,
     Event,
+    Newsletter,
+    NewsletterDelivery,
     OutboxMail,
     Product,
     SearchRecord,
@@ -31,7 +33,8 @@ async def _add(app: Any, *rows: Any) -> None:
 async def _seed_counts(app: Any) -> None:
     """Beside the admin (active, one live session): an inactive account, one blocked now, one
     whose block was lifted and one whose block ran out; sessions live, ended and idle; outbox
-    mail in every state; events inside and outside the last 24 hours; three products."""
+    mail in every state; events inside and outside the last 24 hours; three products; two
+    subscribers, a newsletter being sent (one mail of it in each state) and one finished."""
     now = clock.now()
     await make_user(app, "ina", is_active=False)
     blocked = await make_user(app, "bea")
@@ -56,6 +59,16 @@ async def _seed_counts(app: Any) -> None:
         OutboxMail(to_addr="d@example.com", status="sent", **mail),
     )
     async with app.extensions["electro"].sessions.begin() as db:
+        for user in (lifted, expired):
+            (await db.get_one(User, user.id)).newsletter = True
+        sending = Newsletter(subject="s", body="b", picks=0, started_at=now)
+        db.add_all([sending, Newsletter(subject="t", body="b", picks=0, started_at=now,
+                                        finished_at=now)])
+        await db.flush()
+        db.add_all([NewsletterDelivery(newsletter_id=sending.id, user_id=user.id, status=status)
+                    for user, status in ((lifted, "pending"), (expired, "failed"),
+                                         (blocked, "sent"))])
+    async with app.extensions["electro"].sessions.begin() as db:
         await db.execute(delete(Event))  # only the events below count
         db.add_all([
             Event(type="x", created_at=now - timedelta(hours=1)),
@@ -71,7 +84,8 @@ async def test_counts_match_the_rows(app: Any, admin_client: Client) -> None:
         counts = await dashboard.counts(db, rt.settings)
     assert counts == dashboard.Counts(
         accounts=5, active=4, blocked=1, products=3, live_sessions=2,
-        outbox_pending=2, outbox_failed=1, events_24h=2,
+        outbox_pending=2, outbox_failed=1, events_24h=2, subscribers=2,
+        newsletters_sending=1, newsletter_pending=1, newsletter_failed=1,
     )
 
 
@@ -83,10 +97,14 @@ async def test_dashboard_page_shows_counts_and_csp_safe_charts(
     assert response.status_code == 200
     html = await response.get_data(as_text=True)
     for label, value in (("Accounts", 5), ("Active", 4), ("Blocked now", 1), ("Products", 3),
-                         ("Live sessions", 2), ("Outbox pending", 2), ("Outbox failed", 1)):
+                         ("Live sessions", 2), ("Outbox pending", 2), ("Outbox failed", 1),
+                         ("Newsletter subscribers", 2), ("Newsletter mails pending", 1),
+                         ("Newsletter mails failed", 1)):
         assert f"<dt>{label}</dt><dd>{value}</dd>" in html
-    assert html.count("<svg") == 5  # sign-ups, searches, failed log-ins, orders, revenue
-    assert html.count('<rect class="bar"') == 150  # 30 days each
+    assert '<dt>Newsletters sending</dt><dd><a href="/admin/newsletters">1</a></dd>' in html
+    # sign-ups, searches, failed log-ins, orders, revenue, newsletter mails
+    assert html.count("<svg") == 6
+    assert html.count('<rect class="bar"') == 180  # 30 days each
     assert "style=" not in html
     static_scripts = ('<script src="/static/htmx.min.js" defer></script>',  # vendored
                       '<script src="/static/a11y.js" defer></script>',  # focus after swaps

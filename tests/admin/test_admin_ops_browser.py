@@ -40,8 +40,9 @@ async def test_dashboard_and_events_filter_in_chromium(
 
     response = await page.goto(live_server.url + "/admin")
     assert response.status == 200
-    assert await page.locator("svg.chart").count() == 5  # with orders and revenue
-    assert await page.locator("svg.chart rect.bar").count() == 150
+    # with orders, revenue and newsletter mails
+    assert await page.locator("svg.chart").count() == 6
+    assert await page.locator("svg.chart rect.bar").count() == 180
 
     await page.goto(live_server.url + "/admin/events")
     await page.wait_for_function("typeof htmx === 'object'")

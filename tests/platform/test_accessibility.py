@@ -20,7 +20,8 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import select
 
-from electro.models import Backup
+from electro.models import Backup, User
+from electro.services import newsletters
 from tests.support import browser as harness
 from tests.support.accessibility import ROLES, Audit, Shop, csrf_token, role_page, seed_shop
 from tests.support.browser import axe_source
@@ -72,6 +73,13 @@ async def _fills(app: Any, shop: Shop, admin_request: Any) -> dict[tuple[str, ..
     assert made.ok, await made.text()
     async with app.extensions["electro"].sessions() as db:
         backup_id = await db.scalar(select(Backup.id).order_by(Backup.id.desc()).limit(1))
+    written = await admin_request.post("/admin/newsletters", form={
+        "csrf_token": token, "subject": "Winter deals", "body": "Warm things.", "picks": "3"},
+        max_redirects=0)
+    assert written.status == 302, await written.text()
+    newsletter_id = int(written.headers["location"].rsplit("/", 1)[1])
+    async with app.extensions["electro"].sessions() as db:
+        ann_id = await db.scalar(select(User.id).where(User.username == "ann"))
     index = await (await admin_request.get("/admin/tables")).text()
     tables = re.findall(r'href="/admin/tables/([a-z_]+)"', index)
     rows = []
@@ -89,6 +97,9 @@ async def _fills(app: Any, shop: Shop, admin_request: Any) -> dict[tuple[str, ..
         ("key",): [{"key": "a-key-from-a-mail"}],
         ("number",): [{"number": shop.order_number}],
         ("filename",): [{"filename": "app.css"}],
+        ("newsletter_id",): [{"newsletter_id": newsletter_id}],
+        ("token",): [{"token": newsletters.unsubscribe_token(app.extensions["electro"].settings,
+                                                             ann_id)}],
     }
 
 

@@ -20,6 +20,9 @@ EXEMPT_ALLOWED = {"system.healthz"}  # health probe and benchmark baseline
 CSRF_EXEMPT_PREFIXES = {
     "/api/": "authenticated by a Bearer token only: a cookie never signs anybody in there, so "
              "a forged cross-site request carries no credential",
+    "/newsletter/unsubscribe/": "RFC 8058 one-click unsubscribe: the link's signed token is "
+             "the credential (a mail client's POST has no cookie or CSRF token), and all it "
+             "can do is unsubscribe the account the link was mailed to",
 }
 
 
@@ -73,10 +76,16 @@ async def test_the_csrf_exemption_holds_only_where_no_cookie_signs_in(
     async def apiary() -> str:
         return "reached"
 
+    @app.post("/newsletter/unsubscribed-probe")  # a look-alike of the unsubscribe prefix
+    async def unsubscribe_look_alike() -> str:
+        return "reached"
+
     answer = await user_client.raw.post("/api/probe", form={})
     assert answer.status_code == 200
     assert await answer.get_data(as_text=True) == "nobody"
     assert (await user_client.raw.post("/apiary", form={})).status_code == 403
+    assert (await user_client.raw.post("/newsletter/unsubscribed-probe", form={})
+            ).status_code == 403
     assert (await user_client.get("/account")).status_code == 200  # the cookie is live
 
 
