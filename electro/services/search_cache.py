@@ -39,6 +39,7 @@ MAX_REMEMBERED_SEARCHES = 100_000
 MAX_REMEMBERED_VALUES = 3000  # pages are ~5-20 kB each: tens of MiB per worker at most
 
 T = TypeVar("T")
+_MISSING = object()
 
 Render = Callable[..., Awaitable[str]]
 """``render(template_name, **context)``: the app's template rendering."""
@@ -55,6 +56,7 @@ class SearchCache:
     version_checked: float = float("-inf")
     fragments: dict[str, tuple[str, int]] = field(default_factory=dict)
     values: dict[Hashable, object] = field(default_factory=dict)  # see remembered()
+    building: dict[Hashable, asyncio.Lock] = field(default_factory=dict)
     trending_html: str = ""
     trending_checked: float = float("-inf")
     recorded: set[tuple[str, str]] = field(default_factory=set)  # (query, identity) this hour
@@ -88,16 +90,26 @@ class SearchCache:
         self, db: AsyncSession, key: Hashable, build: Callable[[], Awaitable[T]]
     ) -> T:
         """The value ``build`` gives, kept while the catalogue version stays (at most
-        ``search_cache_seconds`` stale; a value built while the version moved is not kept)."""
+        ``search_cache_seconds`` stale; a value built while the version moved is not kept).
+        One build per key at a time: requests asking meanwhile wait for its value rather than
+        each building it (8 at once, measured, when a deep listing's page keys were missing)."""
         version = await self.current_version(db)
-        if key in self.values:
-            value = self.values.pop(key)
-        else:
-            value = await build()
-            if version != self.version:
-                return value
-            if len(self.values) >= MAX_REMEMBERED_VALUES:
-                del self.values[next(iter(self.values))]  # least recently used
+        value = self.values.pop(key, _MISSING)
+        if value is _MISSING:
+            lock = self.building.setdefault(key, asyncio.Lock())
+            try:
+                async with lock:
+                    value = self.values.pop(key, _MISSING)  # built while this one waited
+                    if value is _MISSING:
+                        value = await build()
+                        if version != self.version:
+                            return value
+                        if len(self.values) >= MAX_REMEMBERED_VALUES:
+                            del self.values[next(iter(self.values))]  # least recently used
+                    self.values[key] = value
+            finally:
+                if self.building.get(key) is lock:
+                    del self.building[key]  # waiters hold it; newcomers find the value
         self.values[key] = value  # (re)inserted last: dict order is recency
         return value  # type: ignore[return-value]  # stored by this same key and build
 
