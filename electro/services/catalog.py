@@ -47,9 +47,10 @@ SortKey = tuple[str | int, int]  # (the sort column's value, the product id) of 
 
 @dataclass(frozen=True)
 class PageKeys:
-    """A sorted category listing's size, and the key of the last row of every page but the
-    last: page N (from 2) starts after ``after[N - 2]``."""
+    """A sorted listing's category and size, and the key of the last row of every page but
+    the last: page N (from 2) starts after ``after[N - 2]``."""
 
+    category: Category
     total: int
     after: tuple[SortKey, ...]
 
@@ -99,7 +100,11 @@ async def categories_with_counts(db: AsyncSession) -> list[tuple[Category, int]]
 
 
 async def page_keys(db: AsyncSession, category_id: int, sort: str, direction: str) -> PageKeys:
-    """Where every page of the listing starts (one scan of the category's sort index)."""
+    """Where every page of the listing starts (one scan of the category's sort index); an
+    unknown category is a 404."""
+    category = await db.get(Category, category_id)
+    if category is None:
+        raise NotFound("There is no such category.")
     column = SORTS[sort]
     total = await db.scalar(
         select(func.count(Product.id)).where(Product.category_id == category_id)
@@ -115,7 +120,7 @@ async def page_keys(db: AsyncSession, category_id: int, sort: str, direction: st
         .where(ranked.c.position % PAGE_SIZE == 0, ranked.c.position < total)
         .order_by(ranked.c.position)
     )
-    return PageKeys(total, tuple((value, row_id) for value, row_id in rows))
+    return PageKeys(category, total, tuple((value, row_id) for value, row_id in rows))
 
 
 async def category_page(
@@ -123,18 +128,18 @@ async def category_page(
     keys_of: PageKeysOf = page_keys,
 ) -> CategoryPage:
     """Unknown sort keys fall back to name ascending; the page is clamped to 1..last."""
-    category = await db.get(Category, category_id) if 0 < category_id <= MAX_INT else None
-    if category is None:
+    if not 0 < category_id <= MAX_INT:
         raise NotFound("There is no such category.")
     sort = sort if sort in SORTS else "name"
     direction = direction if direction in DIRECTIONS else "asc"
-    keys = await keys_of(db, category_id, sort, direction)
+    keys = await keys_of(db, category_id, sort, direction)  # kept: the category comes with it
     page, pages = clamp(page, keys.total, PAGE_SIZE)
     query = select(Product).where(Product.category_id == category_id)
     after = keys.after[page - 2] if page > 1 else None
     products = list(await db.scalars(_seek(query, sort, direction, after).limit(PAGE_SIZE)))
     reductions = await prices.prior_prices(db, [p.id for p in products])
-    return CategoryPage(category, products, sort, direction, page, pages, keys.total, reductions)
+    return CategoryPage(keys.category, products, sort, direction, page, pages, keys.total,
+                        reductions)
 
 
 def _order(column: Any, direction: str) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
