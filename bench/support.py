@@ -140,8 +140,20 @@ def timed_post(port: int, path: str, cookie: str, body: str, expect: int,
     return elapsed
 
 
-def signed_in_cookie(port: int, login: str, password: str) -> str:
-    """A browser's Cookie header after a real log-in (form GET, then the POST)."""
+def signed_in_cookie(port: int, login: str, password: str, attempts: int = 5) -> str:
+    """A browser's Cookie header after a real log-in (form GET, then the POST), tried again
+    after a 503 (on a loaded machine SQLite's write lock can take longer than busy_timeout)."""
+    for _ in range(attempts - 1):
+        try:
+            return _log_in(port, login, password)
+        except RuntimeError as exc:
+            if "503" not in str(exc):
+                raise
+            time.sleep(2)
+    return _log_in(port, login, password)
+
+
+def _log_in(port: int, login: str, password: str) -> str:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     conn.request("GET", "/login")
     response = conn.getresponse()
