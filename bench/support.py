@@ -36,6 +36,23 @@ def instance_env(folder: Path, **settings: str) -> dict[str, str]:
     return env
 
 
+@contextmanager
+def database(kind: str) -> Iterator[str]:
+    """The ELECTRO_DATABASE_URL of a fresh database until the block ends: "" (SQLite in the
+    instance folder) or a PostgreSQL database of its own on 127.0.0.1:5432 (user electro, trust
+    auth), dropped afterwards."""
+    if kind == "sqlite":
+        yield ""
+        return
+    name = f"electro_bench_{os.getpid()}"
+    server = ["-h", "127.0.0.1", "-p", "5432", "-U", "electro"]
+    subprocess.run(["createdb", *server, name], check=True)
+    try:
+        yield f"postgresql+asyncpg://electro@127.0.0.1:5432/{name}"
+    finally:
+        subprocess.run(["dropdb", *server, "--force", name], check=True)
+
+
 def electro(env: dict[str, str], *args: str) -> None:
     """Run an ``electro`` command on the instance (init-db, seed-demo, create-admin...)."""
     subprocess.run([BIN / "electro", *args], env=env, check=True, capture_output=True)
@@ -121,6 +138,48 @@ def timed_post(port: int, path: str, cookie: str, body: str, expect: int,
     if response.status != expect:
         raise RuntimeError(f"POST {path} answered {response.status}, not {expect}")
     return elapsed
+
+
+def signed_in_cookie(port: int, login: str, password: str, attempts: int = 5) -> str:
+    """A browser's Cookie header after a real log-in (form GET, then the POST), tried again
+    after a 503 (on a loaded machine SQLite's write lock can take longer than busy_timeout)."""
+    for _ in range(attempts - 1):
+        try:
+            return _log_in(port, login, password)
+        except RuntimeError as exc:
+            if "503" not in str(exc):
+                raise
+            time.sleep(2)
+    return _log_in(port, login, password)
+
+
+def _log_in(port: int, login: str, password: str) -> str:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/login")
+    response = conn.getresponse()
+    page = response.read().decode()
+    cookies = _cookies(response, {})
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    if not match:
+        raise RuntimeError("/login carries no CSRF token")
+    conn.request("POST", "/login", body=urlencode(
+        {"csrf_token": match.group(1), "login": login, "password": password}),
+        headers={"Content-Type": "application/x-www-form-urlencoded",
+                 "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())})
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    if response.status != 302:
+        raise RuntimeError(f"log-in answered {response.status}")
+    return "; ".join(f"{k}={v}" for k, v in _cookies(response, cookies).items())
+
+
+def _cookies(response: http.client.HTTPResponse, known: dict[str, str]) -> dict[str, str]:
+    """``known`` updated with the cookies ``response`` sets (name=value only)."""
+    for header in response.msg.get_all("Set-Cookie") or []:
+        name, _, value = header.split(";", 1)[0].partition("=")
+        known = {**known, name.strip(): value}
+    return known
 
 
 def timed_login(port: int, login: str, password: str, expect: int) -> float:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import FileSystemLoader
-from quart import Quart, Response, g, render_template, request
+from quart import Quart, Response, g, request
 from quart_auth import QuartAuth
 from quart_rate_limiter import RateLimit
 
@@ -46,10 +46,11 @@ from electro.web import (
 )
 from electro.web.bodies import bound_request_bodies
 from electro.web.converters import IdConverter
-from electro.web.csrf import CSRF_SLOT, check_csrf, csrf_token
+from electro.web.csrf import check_csrf
 from electro.web.guards import ElectroUser, load_account
 from electro.web.headers import is_private_path, security_headers
 from electro.web.ratelimit import AtomicRateLimiter, client_key, make_store
+from electro.web.shared import BASKET_SLOT, form_token, render_for_everyone, rendering_for_everyone
 
 PACKAGE = Path(__file__).parent
 STATIC = PACKAGE.parent / "static"
@@ -77,7 +78,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     # Pages by plain name ("index.html"), fragments as "partials/<name>.html".
     app.jinja_loader = FileSystemLoader([PACKAGE / "templates", PACKAGE])
     app.extensions["electro"] = Runtime(settings, Passwords(settings),
-                                        SearchCache(settings, render_template))
+                                        SearchCache(settings, render_for_everyone))
     app.config.update(
         SECRET_KEY=settings.secret_key,
         BODY_TIMEOUT=settings.body_timeout_seconds,
@@ -102,8 +103,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
         store=make_store(settings.redis_url or None),
         default_limits=[RateLimit(count, timedelta(seconds=seconds))],
     )
-    app.jinja_env.globals["csrf_token"] = csrf_token
-    app.jinja_env.globals["csrf_slot"] = CSRF_SLOT
+    app.jinja_env.globals["csrf_token"] = form_token
     app.add_template_filter(format_price, "money")
     app.add_template_filter(highlight, "highlight")
     app.context_processor(_template_context)
@@ -144,6 +144,9 @@ async def _database() -> AsyncGenerator[None, None]:
 
 def _template_context() -> dict[str, Any]:
     """For every template: ``account`` (the signed-in SignedIn or None), ``private_page``
-    (account and admin pages keep no htmx history cache) and ``basket_count`` (the header's)."""
-    return {"account": g.get("account"), "private_page": is_private_path(request.path),
-            "basket_count": g.get("basket_count", 0)}
+    (account and admin pages keep no htmx history cache) and ``basket_count`` (the header's;
+    a slot in a render for everyone, electro.web.shared)."""
+    shared = rendering_for_everyone()
+    return {"account": None if shared else g.get("account"),
+            "private_page": is_private_path(request.path),
+            "basket_count": BASKET_SLOT if shared else g.get("basket_count", 0)}

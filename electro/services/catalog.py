@@ -1,14 +1,22 @@
 """Catalogue reads (S1): categories, a category's products sorted and paginated, one product;
-for the API (B3), any products filtered, sorted and paged by a keyset cursor."""
+for the API (B3), any products filtered, sorted and paged by a keyset cursor.
+
+Both listings page by keyset ("seek": WHERE (sort, id) > the last row's), so a deep page costs
+what the first does. The shop's ``?page=N`` links stay plain numbers: ``page_keys`` finds where
+every page of a (category, sort, direction) starts in one index scan, and the web layer keeps
+those keys for the catalogue version (electro.services.search_cache).
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import ColumnElement, Select, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from electro.errors import InvalidInput, NotFound
@@ -32,6 +40,23 @@ class CategoryPage:
     pages: int
     total: int
     prior_prices: dict[int, int]  # product id -> prior price, for the reductions shown (B1)
+
+
+SortKey = tuple[str | int, int]  # (the sort column's value, the product id) of one row
+
+
+@dataclass(frozen=True)
+class PageKeys:
+    """A sorted listing's category and size, and the key of the last row of every page but
+    the last: page N (from 2) starts after ``after[N - 2]``."""
+
+    category: Category
+    total: int
+    after: tuple[SortKey, ...]
+
+
+PageKeysOf = Callable[[AsyncSession, int, str, str], Awaitable[PageKeys]]
+"""``(db, category_id, sort, direction)``: ``page_keys`` itself, or a cache in front of it."""
 
 
 @dataclass(frozen=True)
@@ -74,30 +99,65 @@ async def categories_with_counts(db: AsyncSession) -> list[tuple[Category, int]]
     return [(c, n) for c, n in (await db.execute(query)).all()]
 
 
-async def category_page(
-    db: AsyncSession, category_id: int, sort: str, direction: str, page: int
-) -> CategoryPage:
-    """Unknown sort keys fall back to name ascending; the page is clamped to 1..last."""
-    category = await db.get(Category, category_id) if 0 < category_id <= MAX_INT else None
+async def page_keys(db: AsyncSession, category_id: int, sort: str, direction: str) -> PageKeys:
+    """Where every page of the listing starts (one scan of the category's sort index); an
+    unknown category is a 404."""
+    category = await db.get(Category, category_id)
     if category is None:
         raise NotFound("There is no such category.")
-    sort = sort if sort in SORTS else "name"
-    direction = direction if direction in DIRECTIONS else "asc"
+    column = SORTS[sort]
     total = await db.scalar(
         select(func.count(Product.id)).where(Product.category_id == category_id)
     ) or 0
-    page, pages = clamp(page, total, PAGE_SIZE)
-    column = SORTS[sort]
-    order = column.asc() if direction == "asc" else column.desc()
-    products = list(await db.scalars(
-        select(Product)
+    ranked = (
+        select(column.label("value"), Product.id.label("id"),
+               func.row_number().over(order_by=_order(column, direction)).label("position"))
         .where(Product.category_id == category_id)
-        .order_by(order, Product.id.asc() if direction == "asc" else Product.id.desc())
-        .limit(PAGE_SIZE)
-        .offset((page - 1) * PAGE_SIZE)
-    ))
+        .subquery()
+    )
+    rows = await db.execute(
+        select(ranked.c.value, ranked.c.id)
+        .where(ranked.c.position % PAGE_SIZE == 0, ranked.c.position < total)
+        .order_by(ranked.c.position)
+    )
+    return PageKeys(category, total, tuple((value, row_id) for value, row_id in rows))
+
+
+async def category_page(
+    db: AsyncSession, category_id: int, sort: str, direction: str, page: int,
+    keys_of: PageKeysOf = page_keys,
+) -> CategoryPage:
+    """Unknown sort keys fall back to name ascending; the page is clamped to 1..last."""
+    if not 0 < category_id <= MAX_INT:
+        raise NotFound("There is no such category.")
+    sort = sort if sort in SORTS else "name"
+    direction = direction if direction in DIRECTIONS else "asc"
+    keys = await keys_of(db, category_id, sort, direction)  # kept: the category comes with it
+    page, pages = clamp(page, keys.total, PAGE_SIZE)
+    query = select(Product).where(Product.category_id == category_id)
+    after = keys.after[page - 2] if page > 1 else None
+    products = list(await db.scalars(_seek(query, sort, direction, after).limit(PAGE_SIZE)))
     reductions = await prices.prior_prices(db, [p.id for p in products])
-    return CategoryPage(category, products, sort, direction, page, pages, total, reductions)
+    return CategoryPage(keys.category, products, sort, direction, page, pages, keys.total,
+                        reductions)
+
+
+def _order(column: Any, direction: str) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    """ORDER BY the sort column, then id (a total order: ties in the column are common)."""
+    if direction == "asc":
+        return column.asc(), Product.id.asc()
+    return column.desc(), Product.id.desc()
+
+
+def _seek(
+    query: Select[Product], sort: str, direction: str, after: SortKey | None
+) -> Select[Product]:
+    """``query`` in the listing's order, from just after the row keyed ``after`` (all if None)."""
+    column = SORTS[sort]
+    if after is not None:
+        key, last = tuple_(column, Product.id), tuple_(*after)
+        query = query.where(key > last if direction == "asc" else key < last)
+    return query.order_by(*_order(column, direction))
 
 
 async def product(db: AsyncSession, product_id: int) -> ProductPage:
@@ -161,14 +221,8 @@ async def product_slice(
     if words:
         query = query.where(Product.id.in_(
             search.matching_ids(db.get_bind().dialect.name, words)))
-    key = tuple_(column, Product.id)
-    if cursor is not None:
-        last = tuple_(*_decode_cursor(cursor, sort, direction))
-        query = query.where(key > last if direction == "asc" else key < last)
-    if direction == "asc":
-        query = query.order_by(column.asc(), Product.id.asc())
-    else:
-        query = query.order_by(column.desc(), Product.id.desc())
+    after = _decode_cursor(cursor, sort, direction) if cursor is not None else None
+    query = _seek(query, sort, direction, after)
     rows = list(await db.scalars(query.limit(limit + 1)))
     shown = rows[:limit]
     prior = await prices.prior_prices(db, [row.id for row in shown])

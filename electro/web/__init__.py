@@ -125,6 +125,8 @@ async def finish_db(response: Response) -> Response:
     try:
         if response.status_code < 400:
             await session.commit()
+            if session.info.get(WRITES):  # may have changed the catalogue: show it at once
+                runtime().search_cache.expect_change()
             wake = runtime().wake_jobs
             if session.info.pop(QUEUED_FLAG, False) and wake is not None:
                 wake.set()  # send the mail now, not at the next round

@@ -11,9 +11,9 @@ from electro.security.csrf import new_token, tokens_match
 from electro.web import ONE_CLICK_PREFIX, SAFE_METHODS, Explained, is_api_path
 
 SESSION_KEY = "csrf"
-# Stands for the asker's token in a fragment cached for everyone (search results); the route
-# puts the token in. Markup, so it reaches the HTML as it is, and an HTML comment, which
-# escaped user text can never contain.
+# Stands for the asker's token in a render cached for everyone (electro.web.shared puts the
+# token in). Markup, so it reaches the HTML as it is, and an HTML comment, which escaped user
+# text can never contain.
 CSRF_SLOT = Markup("<!--csrf-token-->")
 
 

@@ -10,7 +10,7 @@ from quart import Blueprint, Response, request
 from quart_rate_limiter import rate_limit
 
 from electro.web import client_identity, db, is_htmx, render, runtime
-from electro.web.csrf import CSRF_SLOT, csrf_token
+from electro.web.shared import personalise
 
 bp = Blueprint("search", __name__)
 
@@ -32,7 +32,7 @@ async def search_page() -> Response:
     # to say is counted.
     if request.headers.get("Sec-Fetch-Site") not in ("cross-site", "same-site"):
         await cache.record(db(), query, hits, client_identity())
-    html = html.replace(CSRF_SLOT, csrf_token())
+    html = personalise(html)
     if is_htmx():
         return _fragment(html)
     return await render(

@@ -1,40 +1,58 @@
-"""Catalogue pages (S1): home, a category's products (sorted, paginated), one product."""
+"""Catalogue pages (S1): home, a category's products (sorted, paginated), one product.
+
+Each is rendered once per catalogue version for anonymous visitors (electro.web.shared), and
+what it is built from (category counts, the page keys of a sorted listing) is kept per version
+for everyone (electro.services.search_cache).
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from markupsafe import Markup
 from quart import Blueprint, Response, request
 
 from electro.services import catalog
 from electro.services.paging import page_number
-from electro.web import db, render, runtime
+from electro.web import db, runtime
+from electro.web.shared import shopper_page
 
 bp = Blueprint("shop", __name__)
 
 
+# The trending top 10 moves apart from the catalogue: put in per response (it is kept for
+# search_cache_seconds).
+TRENDING_SLOT = Markup("<!--trending-->")
+
+
 @bp.get("/")
 async def index() -> Response:
-    categories = await catalog.categories_with_counts(db())
-    return await render(
-        "index.html", "partials/categories.html", categories=categories,
-        trending_html=Markup(await runtime().search_cache.trending(db())),  # noqa: S704 - our own rendered fragment
-    )
+    async def context() -> dict[str, Any]:
+        return {"categories": await runtime().search_cache.category_counts(db()),
+                "trending_html": TRENDING_SLOT}
+
+    trending = await runtime().search_cache.trending(db())
+    return await shopper_page("index.html", "partials/categories.html", context,
+                              {TRENDING_SLOT: trending})
 
 
 @bp.get("/categories/<int:category_id>")
 async def category(category_id: int) -> Response:
     args = request.args
-    listing = await catalog.category_page(
-        db(), category_id, args.get("sort", "name"), args.get("dir", "asc"),
-        page_number(args.get("page", 1)),
-    )
-    return await render("category.html", "partials/product_rows.html", listing=listing)
+
+    async def context() -> dict[str, Any]:
+        return {"listing": await catalog.category_page(
+            db(), category_id, args.get("sort", "name"), args.get("dir", "asc"),
+            page_number(args.get("page", 1)), runtime().search_cache.page_keys)}
+
+    return await shopper_page("category.html", "partials/product_rows.html", context)
 
 
 @bp.get("/products/<int:product_id>")
 async def product(product_id: int) -> Response:
-    page = await catalog.product(db(), product_id)
-    return await render(
-        "product.html", "partials/product.html", product=page.product, category=page.category,
-        prior_price_cents=page.prior_price_cents,
-    )
+    async def context() -> dict[str, Any]:
+        page = await catalog.product(db(), product_id)
+        return {"product": page.product, "category": page.category,
+                "prior_price_cents": page.prior_price_cents}
+
+    return await shopper_page("product.html", "partials/product.html", context)

@@ -1,0 +1,91 @@
+"""Pages and fragments rendered once for everyone (issue 12), and their validators.
+
+A render for everyone has no request-specific bits: where the asker's own go (the CSRF token in
+forms and in htmx's headers, the header's basket count) it holds a slot, an HTML comment that
+escaped user text can never contain, and ``personalise`` fills them in per response. It shows no
+account: only anonymous visitors get such pages, and only without a notice waiting (flashed
+messages are the visitor's own). Search result fragments use the same render (search_cache).
+
+The anonymous shopper pages (home, category, product) are kept per catalogue version by the
+worker's cache (electro.services.search_cache): after a change anywhere they are at most
+``search_cache_seconds`` stale, and this worker's own changes show at once.
+
+Every such page answers a conditional GET: its ``ETag`` is a digest of the body as sent (so it
+covers the visitor's own token and basket count, not only the catalogue version) and it is
+``private, no-cache``: a browser keeps it and asks again, a shared cache does not keep it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from markupsafe import Markup
+from quart import Response, g, render_template, request, session
+
+from electro.web import db, is_htmx, runtime
+from electro.web.csrf import CSRF_SLOT, csrf_token
+
+SHARED_RENDER = "electro_shared_render"  # g flag: the template being rendered is for everyone
+BASKET_SLOT = Markup("<!--basket-count-->")
+FLASHES = "_flashes"  # where Quart keeps flashed messages in the session
+
+
+def rendering_for_everyone() -> bool:
+    return bool(g.get(SHARED_RENDER))
+
+
+def form_token() -> str:
+    """For templates: the asker's CSRF token, or its slot in a render for everyone."""
+    return CSRF_SLOT if rendering_for_everyone() else csrf_token()
+
+
+async def render_for_everyone(template: str, **context: Any) -> str:
+    """``template`` with slots for the asker's own bits (see the module's docstring)."""
+    outer = g.get(SHARED_RENDER, False)
+    setattr(g, SHARED_RENDER, True)
+    try:
+        return await render_template(template, **context)
+    finally:
+        setattr(g, SHARED_RENDER, outer)
+
+
+def personalise(html: str) -> str:
+    """A render for everyone, with this asker's CSRF token and basket count."""
+    if CSRF_SLOT in html:
+        html = html.replace(CSRF_SLOT, csrf_token())
+    if BASKET_SLOT in html:
+        html = html.replace(BASKET_SLOT, str(g.get("basket_count", 0)))
+    return html
+
+
+async def shopper_page(
+    page: str, fragment: str, context: Callable[[], Awaitable[dict[str, Any]]],
+    slots: dict[Markup, str] | None = None,
+) -> Response:
+    """The page (or for htmx the fragment) with ``context()``: for an anonymous visitor
+    without notices rendered once per catalogue version and URL, else for this visitor.
+    ``slots``: parts that change apart from the catalogue, put in per response."""
+    template = fragment if is_htmx() else page
+    if g.get("account") is None and not session.get(FLASHES):
+        async def render() -> str:
+            return await render_for_everyone(template, **await context())
+
+        html = await runtime().search_cache.remembered(
+            db(), ("page", template, request.full_path), render)
+    else:
+        html = await render_template(template, **await context())
+    for slot, value in (slots or {}).items():
+        html = html.replace(slot, value)
+    response = Response(personalise(html), content_type="text/html; charset=utf-8")
+    response.headers.add("Vary", "HX-Request")
+    return await validated(response)
+
+
+async def validated(response: Response) -> Response:
+    """An ETag on the body as sent, and 304 to a matching conditional GET."""
+    body = await response.get_data(as_text=False)
+    response.set_etag(hashlib.blake2b(body, digest_size=16).hexdigest())
+    response.headers["Cache-Control"] = "private, no-cache"
+    return await response.make_conditional(request)
