@@ -69,6 +69,9 @@ class Settings:
     max_form_fields: int = 1000
     body_timeout_seconds: int = 30
     job_interval_seconds: float = 30.0
+    # How often the recommendations are rebuilt at most (only when something was bought or
+    # viewed since); 0 rebuilds at every background round.
+    recommend_rebuild_minutes: float = 60.0
     delivery_fee_cents: int = 495  # one flat fee per order...
     free_delivery_from_cents: int = 5000  # ...waived from this value of goods (0: never waived)
     unpaid_order_days: int = 7  # a bank-transfer order unpaid this long is cancelled
@@ -192,6 +195,10 @@ def _check(s: Settings) -> None:
     if not 1 <= s.api_token_max_days <= 3650:
         raise SettingsError("ELECTRO_API_TOKEN_MAX_DAYS must be 1-3650 (days a personal access "
                             f"token may live at most); got {s.api_token_max_days}")
+    if s.recommend_rebuild_minutes < 0:
+        raise SettingsError("ELECTRO_RECOMMEND_REBUILD_MINUTES must be 0 or more (minutes "
+                            f"between rebuilds of the recommendations); got "
+                            f"{s.recommend_rebuild_minutes}")
     parse_rate(s.default_rate_limit, "ELECTRO_DEFAULT_RATE_LIMIT")
 
 

@@ -1,4 +1,5 @@
-"""Catalogue pages (S1): home, a category's products (sorted, paginated), one product."""
+"""Catalogue pages (S1): home, a category's products (sorted, paginated), one product and its
+recommendations (B6)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ from markupsafe import Markup
 from quart import Blueprint, Response, request
 
 from electro.services import catalog
+from electro.services import recommendations as recs
 from electro.services.paging import page_number
-from electro.web import db, render, runtime
+from electro.web import client_identity, db, render, runtime
 
 bp = Blueprint("shop", __name__)
+RELATED_SHOWN = 6  # products in each list below a product
 
 
 @bp.get("/")
@@ -38,3 +41,13 @@ async def product(product_id: int) -> Response:
         "product.html", "partials/product.html", product=page.product, category=page.category,
         prior_price_cents=page.prior_price_cents,
     )
+
+
+@bp.get("/products/<int:product_id>/recommendations")
+async def recommendations(product_id: int) -> Response:
+    """"Often bought together" and "Similar products": the fragment the product page loads when
+    it is scrolled into view, or the page its plain link leads to without JavaScript."""
+    client = recs.viewer(runtime().settings.secret_key, client_identity())
+    product, related = await recs.shown_with_product(db(), product_id, client, RELATED_SHOWN)
+    return await render("recommendations.html", "partials/recommendations.html",
+                        product=product, related=related)
