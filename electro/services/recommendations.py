@@ -97,8 +97,10 @@ async def shown_with_product(
     ``client``'s view of it counted (the fragment loads when the page is really looked at, and
     leaves the product page itself free of writes and cacheable)."""
     product = (await catalog.product(db, product_id)).product
+    related = await for_product(db, product, limit)
+    # Last: on SQLite the write lock is held from the first write until the request commits.
     await record_view(db, product.id, client)
-    return product, await for_product(db, product, limit)
+    return product, related
 
 
 async def for_product(db: AsyncSession, product: Product, limit: int) -> ForProduct:
