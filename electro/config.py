@@ -72,6 +72,8 @@ class Settings:
     # How often the recommendations are rebuilt at most (only when something was bought or
     # viewed since); 0 rebuilds at every background round.
     recommend_rebuild_minutes: float = 60.0
+    # Product views are written together, when the oldest waiting is this old (0: at once).
+    view_flush_seconds: float = 5.0
     delivery_fee_cents: int = 495  # one flat fee per order...
     free_delivery_from_cents: int = 5000  # ...waived from this value of goods (0: never waived)
     unpaid_order_days: int = 7  # a bank-transfer order unpaid this long is cancelled
@@ -195,6 +197,9 @@ def _check(s: Settings) -> None:
     if not 1 <= s.api_token_max_days <= 3650:
         raise SettingsError("ELECTRO_API_TOKEN_MAX_DAYS must be 1-3650 (days a personal access "
                             f"token may live at most); got {s.api_token_max_days}")
+    if s.view_flush_seconds < 0:
+        raise SettingsError("ELECTRO_VIEW_FLUSH_SECONDS must be 0 or more (seconds product "
+                            f"views may wait to be written); got {s.view_flush_seconds}")
     if s.recommend_rebuild_minutes < 0:
         raise SettingsError("ELECTRO_RECOMMEND_REBUILD_MINUTES must be 0 or more (minutes "
                             f"between rebuilds of the recommendations); got "

@@ -18,14 +18,17 @@ the shopper bought (an order not cancelled), nothing deleted (pairs cascade with
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 from sqlalchemy import and_, case, delete, func, or_, select, text, true, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from electro import clock
 from electro.db import upsert_insert
+from electro.errors import NotFound
 from electro.models import (
     Order,
     OrderLine,
@@ -35,7 +38,6 @@ from electro.models import (
     ProductView,
     RecommendationBuild,
 )
-from electro.services import catalog
 from electro.services.orders import CANCELLED
 from electro.services.trending import client_hash
 
@@ -52,6 +54,9 @@ HISTORY_WEIGHT = {BOUGHT: 1.0, VIEWED: 0.5}
 PAIR_WEIGHT = {BOUGHT: 1.0, VIEWED: 0.5}
 BUILD = "pairs"  # the one row of recommendation_builds
 IN_STOCK = Product.stock > 0
+
+
+View = tuple[int, str, date]  # (product id, client hash, day)
 
 
 @dataclass(frozen=True)
@@ -72,13 +77,22 @@ def shopper_identity(user_id: int) -> str:
     return f"user:{user_id}"
 
 
-async def record_view(db: AsyncSession, product_id: int, client: str) -> None:
-    """Count ``client``'s view of the product today; a repeat today is a no-op."""
+async def record_views(db: AsyncSession, views: Collection[View]) -> bool:
+    """Store views (a repeat of a stored one is a no-op); False when they were dropped because
+    a product went meanwhile (views only tune the picks, and its views go with it anyway)."""
+    ids = {product_id for product_id, _, _ in views}
+    existing = set(await db.scalars(select(Product.id).where(Product.id.in_(ids))))
+    rows = [{"product_id": p, "client_hash": c, "day": d} for p, c, d in views if p in existing]
+    if not rows:
+        return not views
     insert = upsert_insert(db)
-    view = {"product_id": product_id, "client_hash": client, "day": clock.now().date()}
-    await db.execute(
-        insert(ProductView).values(**view)
-        .on_conflict_do_nothing(index_elements=["product_id", "client_hash", "day"]))
+    try:
+        async with db.begin_nested():
+            await db.execute(insert(ProductView).values(rows).on_conflict_do_nothing(
+                index_elements=["product_id", "client_hash", "day"]))
+    except IntegrityError:
+        return False  # deleted between the read and the write
+    return len(rows) == len(views)
 
 
 async def purge_old_views(db: AsyncSession, days: int) -> int:
@@ -91,16 +105,20 @@ async def purge_old_views(db: AsyncSession, days: int) -> int:
 # ---- serving: lookups in the precomputed tables, filtered as they are read -------------------
 
 async def shown_with_product(
-    db: AsyncSession, product_id: int, client: str, limit: int
+    db: AsyncSession, product_id: int, limit: int
 ) -> tuple[Product, ForProduct]:
-    """The product page's recommendations fragment: the product, what goes with it, and
-    ``client``'s view of it counted (the fragment loads when the page is really looked at, and
-    leaves the product page itself free of writes and cacheable)."""
-    product = (await catalog.product(db, product_id)).product
-    related = await for_product(db, product, limit)
-    # Last: on SQLite the write lock is held from the first write until the request commits.
-    await record_view(db, product.id, client)
-    return product, related
+    """The product page's recommendations fragment: the product and what goes with it."""
+    product = await db.get(Product, product_id)
+    if product is None:
+        raise NotFound("There is no such product.")
+    return product, await for_product(db, product, limit)
+
+
+async def model_version(db: AsyncSession) -> str:
+    """Changes with every rebuild (what the model was built from)."""
+    signals = await db.scalar(select(RecommendationBuild.signals)
+                              .where(RecommendationBuild.name == BUILD))
+    return signals or ""
 
 
 async def for_product(db: AsyncSession, product: Product, limit: int) -> ForProduct:

@@ -9,10 +9,9 @@ from quart import Blueprint, Response, request
 from electro.services import catalog
 from electro.services import recommendations as recs
 from electro.services.paging import page_number
-from electro.web import client_identity, db, render, runtime
+from electro.web import client_identity, db, is_htmx, render, runtime
 
 bp = Blueprint("shop", __name__)
-RELATED_SHOWN = 6  # products in each list below a product
 
 
 @bp.get("/")
@@ -47,7 +46,14 @@ async def product(product_id: int) -> Response:
 async def recommendations(product_id: int) -> Response:
     """"Often bought together" and "Similar products": the fragment the product page loads when
     it is scrolled into view, or the page its plain link leads to without JavaScript."""
-    client = recs.viewer(runtime().settings.secret_key, client_identity())
-    product, related = await recs.shown_with_product(db(), product_id, client, RELATED_SHOWN)
+    cache = runtime().recommendation_cache
+    fragment = await cache.fragment(db(), product_id)
+    await cache.viewed(db(), fragment.product_id,
+                       recs.viewer(runtime().settings.secret_key, client_identity()))
+    if is_htmx():
+        response = Response(fragment.html, content_type="text/html; charset=utf-8")
+        response.headers.add("Vary", "HX-Request")
+        return response
     return await render("recommendations.html", "partials/recommendations.html",
-                        product=product, related=related)
+                        product_id=fragment.product_id, product_name=fragment.product_name,
+                        related_html=Markup(fragment.html))  # noqa: S704 - our own rendered fragment

@@ -7,6 +7,7 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import delete, select, update
 
 from electro import clock
@@ -32,6 +33,16 @@ async def _buy(app: Any, user_id: int, *product_ids: int, status: str = PAID) ->
         await db.flush()
         db.add_all(OrderLine(order_id=order.id, product_id=pid, name="line",
                              unit_price_cents=100, quantity=1) for pid in product_ids)
+
+
+async def _view(app: Any, product_id: int, client: str) -> None:
+    async with app.extensions["electro"].sessions.begin() as db:
+        assert await recommendations.record_views(db, [(product_id, client, clock.now().date())])
+
+
+@pytest.fixture
+def views_at_once(settings_overrides: dict[str, Any]) -> None:
+    settings_overrides["view_flush_seconds"] = 0
 
 
 async def _rebuild(app: Any, every: timedelta = timedelta(0)) -> bool:
@@ -72,10 +83,8 @@ async def test_views_count_for_the_shopper_who_made_them(app: Any) -> None:
     ids, _ = await _shop(app)
     carol = await make_user(app, "carol")
     secret = app.extensions["electro"].settings.secret_key
-    async with app.extensions["electro"].sessions.begin() as db:
-        await recommendations.record_view(
-            db, ids[LAPTOP], recommendations.viewer(secret, recommendations.shopper_identity(
-                carol.id)))
+    client = recommendations.viewer(secret, recommendations.shopper_identity(carol.id))
+    await _view(app, ids[LAPTOP], client)
     assert set((await _picks(app, carol.id, secret_key=secret))[:2]) == {MONITOR, KEYBOARD}
 
 
@@ -134,7 +143,7 @@ async def test_cold_start(app: Any) -> None:
 
 
 async def test_fragment_records_a_view_once_per_client_per_product_per_day(
-    app: Any, client: Client
+    views_at_once: None, app: Any, client: Client
 ) -> None:
     ids, _ = await _shop(app)
     page = await (await client.get(f"/products/{ids[PHONE]}")).get_data(as_text=True)
@@ -172,12 +181,11 @@ async def test_without_javascript_the_link_leads_to_a_page(app: Any, client: Cli
 
 async def test_views_go_with_the_events_retention(app: Any) -> None:
     ids, _ = await _shop(app)
-    async with app.extensions["electro"].sessions.begin() as db:
-        await recommendations.record_view(db, ids[PHONE], "a" * 64)
+    await _view(app, ids[PHONE], "a" * 64)
     settings = app.extensions["electro"].settings
     clock.advance(timedelta(days=settings.event_retention_days + 1))
+    await _view(app, ids[PHONE], "b" * 64)
     async with app.extensions["electro"].sessions.begin() as db:
-        await recommendations.record_view(db, ids[PHONE], "b" * 64)
         await event_retention(db, settings)
     async with app.extensions["electro"].sessions() as db:
         assert list(await db.scalars(select(ProductView.client_hash))) == ["b" * 64]
@@ -219,3 +227,25 @@ async def test_two_nodes_rebuilding_at_once_rebuild_once(app: Any) -> None:
     await _buy(app, (await make_user(app, "henry")).id, 1)
     results = await asyncio.gather(*(_rebuild(app, timedelta(hours=1)) for _ in range(2)))
     assert sorted(results) == [False, True]
+
+
+async def test_views_wait_to_be_written_together(app: Any, client: Client) -> None:
+    ids, _ = await _shop(app)
+    wait = app.extensions["electro"].settings.view_flush_seconds
+    for name in (PHONE, LAPTOP, CAMERA):
+        await client.get(f"/products/{ids[name]}/recommendations", htmx=True)
+    assert await count_rows(app, ProductView) == 0
+    clock.advance(timedelta(seconds=wait))
+    await client.get(f"/products/{ids[PHONE]}/recommendations", htmx=True)
+    assert await count_rows(app, ProductView) == 3  # one INSERT, the phone's repeat a no-op
+
+
+async def test_a_view_of_a_product_deleted_before_writing_is_dropped(app: Any) -> None:
+    ids, _ = await _shop(app)
+    async with app.extensions["electro"].sessions.begin() as db:
+        await db.execute(delete(Product).where(Product.id == ids[CAMERA]))
+    async with app.extensions["electro"].sessions.begin() as db:
+        today = clock.now().date()
+        assert not await recommendations.record_views(
+            db, [(ids[CAMERA], "a" * 64, today), (ids[PHONE], "a" * 64, today)])
+    assert await count_rows(app, ProductView) == 1
