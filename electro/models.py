@@ -168,7 +168,8 @@ class SearchRecord(Identified):
 
     __tablename__ = "searches"
     query: Mapped[str] = mapped_column(String(200))
-    client_hash: Mapped[str] = mapped_column(String(64))
+    # Indexed for a shopper's own recent searches, which tune their recommendations (B6).
+    client_hash: Mapped[str] = mapped_column(String(64), index=True)
     hour_start: Mapped[datetime] = mapped_column(DateTime)
     results: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now, index=True)

@@ -37,7 +37,9 @@ from electro.models import (
     ProductPopularity,
     ProductView,
     RecommendationBuild,
+    SearchRecord,
 )
+from electro.services import search
 from electro.services.orders import CANCELLED
 from electro.services.trending import client_hash
 
@@ -49,8 +51,10 @@ MAX_ITEMS_PER_CLIENT = 100
 HISTORY = 50  # the most recent products of a shopper's that their picks start from
 POPULAR_DAYS = 90
 # How much each signal counts towards a shopper's pick: what they bought over what they only
-# looked at, and pairs found in purchases over pairs found in views.
-HISTORY_WEIGHT = {BOUGHT: 1.0, VIEWED: 0.5}
+# looked at or found by searching, and pairs found in purchases over pairs found in views.
+SEARCHED = "searched"
+SEARCHES, SEARCH_HITS = 3, 5  # a shopper's last searches, and the best matches of each
+HISTORY_WEIGHT = {BOUGHT: 1.0, VIEWED: 0.5, SEARCHED: 0.3}
 PAIR_WEIGHT = {BOUGHT: 1.0, VIEWED: 0.5}
 BUILD = "pairs"  # the one row of recommendation_builds
 IN_STOCK = Product.stock > 0
@@ -157,16 +161,20 @@ async def for_shopper(
     db: AsyncSession, user_id: int, limit: int, *, secret_key: str = ""
 ) -> list[Product]:
     """Up to ``limit`` products in stock picked for the shopper ``user_id``, best first: related
-    to what they bought and (given the ``secret_key`` their views are recorded under) viewed,
-    then the most bought of the categories they know, then of the shop, then the newest."""
+    to what they bought and (given the ``secret_key`` their views and searches are recorded
+    under) viewed and found by searching, then the most bought of the categories they know,
+    then of the shop, then the newest."""
     bought = await _bought(db, user_id)
-    viewed = (await _viewed(db, viewer(secret_key, shopper_identity(user_id)))
-              if secret_key else [])
-    history = {BOUGHT: bought[:HISTORY], VIEWED: viewed}
+    viewed: list[int] = []
+    searched: list[int] = []
+    if secret_key:
+        client = viewer(secret_key, shopper_identity(user_id))
+        viewed, searched = await _viewed(db, client), await _searched(db, client)
+    history = {BOUGHT: bought[:HISTORY], VIEWED: viewed, SEARCHED: searched}
     picks = await _from_pairs(db, history, set(bought), limit)
     shown = set(bought) | {p.id for p in picks}
     if len(picks) < limit:
-        categories = await _categories(db, [*bought[:HISTORY], *viewed])
+        categories = await _categories(db, [*bought[:HISTORY], *viewed, *searched])
         picks += await _popular(db, categories, shown, limit - len(picks))
         shown |= {p.id for p in picks}
     if len(picks) < limit:
@@ -192,6 +200,17 @@ async def _viewed(db: AsyncSession, client: str) -> list[int]:
              .group_by(ProductView.product_id)
              .order_by(func.max(ProductView.day).desc(), ProductView.product_id).limit(HISTORY))
     return list(await db.scalars(query))
+
+
+async def _searched(db: AsyncSession, client: str) -> list[int]:
+    """The best matches of the client's last few searches (kept as long as the searches)."""
+    recent = (select(SearchRecord.query).where(SearchRecord.client_hash == client)
+              .group_by(SearchRecord.query).order_by(func.max(SearchRecord.created_at).desc())
+              .limit(SEARCHES))
+    found: list[int] = []
+    for query in await db.scalars(recent):
+        found += [hit.id for hit in (await search.search(db, query, SEARCH_HITS)).hits]
+    return found
 
 
 async def _from_pairs(

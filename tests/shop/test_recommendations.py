@@ -88,6 +88,16 @@ async def test_views_count_for_the_shopper_who_made_them(app: Any) -> None:
     assert set((await _picks(app, carol.id, secret_key=secret))[:2]) == {MONITOR, KEYBOARD}
 
 
+async def test_searches_count_for_the_shopper_who_made_them(app: Any, client: Client) -> None:
+    await _shop(app)
+    carol = await make_user(app, "carol")
+    await sign_in(app, client, carol)
+    assert (await client.get("/search?q=kestrel+laptop", htmx=True)).status_code == 200
+    secret = app.extensions["electro"].settings.secret_key
+    assert set((await _picks(app, carol.id))[:2]) == {PHONE, SPEAKER}  # the shop's favourites
+    assert set((await _picks(app, carol.id, secret_key=secret))[:2]) == {MONITOR, KEYBOARD}
+
+
 async def test_nothing_out_of_stock_already_bought_or_deleted(app: Any) -> None:
     ids, _ = await _shop(app)
     dave = await make_user(app, "dave")

@@ -1,7 +1,8 @@
 """recommendations: product views, precomputed product pairs and popularity, the rebuild's claim (SPEC B6)
 
 ``product_views`` is keyed (product, client, day) so a repeat view that day is a no-op; its
-client index serves a shopper's own views, its day index the retention. ``product_pairs`` is
+client index serves a shopper's own views (and a new one on ``searches`` their own searches),
+its day index the retention. ``product_pairs`` is
 read by product and kind (its key) and by related product (the ON DELETE CASCADE lookup).
 
 Revision ID: 0012_recommendations
@@ -30,6 +31,8 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_product_views_client_hash'), 'product_views', ['client_hash'])
     op.create_index(op.f('ix_product_views_day'), 'product_views', ['day'])
+    # A shopper's own recent searches tune their picks: found by their client.
+    op.create_index(op.f('ix_searches_client_hash'), 'searches', ['client_hash'])
     op.create_table(
         'product_pairs',
         sa.Column('product_id', sa.Integer(), nullable=False),
@@ -74,6 +77,7 @@ def downgrade() -> None:
     op.drop_table('recommendation_builds')
     op.drop_index(op.f('ix_product_pairs_related_id'), table_name='product_pairs')
     op.drop_table('product_pairs')
+    op.drop_index(op.f('ix_searches_client_hash'), table_name='searches')
     op.drop_index(op.f('ix_product_views_day'), table_name='product_views')
     op.drop_index(op.f('ix_product_views_client_hash'), table_name='product_views')
     op.drop_table('product_views')
