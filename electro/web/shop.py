@@ -47,8 +47,8 @@ async def recommendations(product_id: int) -> Response:
     """"Often bought together" and "Similar products": the fragment the product page loads when
     it is scrolled into view, or the page its plain link leads to without JavaScript."""
     cache = runtime().recommendation_cache
-    fragment = await cache.fragment(db(), product_id)
-    await cache.viewed(db(), fragment.product_id,
+    fragment = await cache.fragment(db, product_id)
+    await cache.viewed(db, fragment.product_id,
                        recs.viewer(runtime().settings.secret_key, client_identity()))
     if is_htmx():
         response = Response(fragment.html, content_type="text/html; charset=utf-8")
