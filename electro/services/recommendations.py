@@ -39,7 +39,7 @@ from electro.models import (
     RecommendationBuild,
     SearchRecord,
 )
-from electro.services import search
+from electro.services import events, search
 from electro.services.orders import CANCELLED
 from electro.services.trending import client_hash
 
@@ -293,9 +293,12 @@ async def rebuild(db: AsyncSession, every: timedelta) -> bool:
                      {"kind": VIEWED, "cap": MAX_ITEMS_PER_CLIENT, "top": PAIRS_PER_PRODUCT})
     await db.execute(text(_POPULAR_SQL),
                      {"since": now - timedelta(days=POPULAR_DAYS), "cancelled": CANCELLED})
-    pairs = await db.scalar(select(func.count()).select_from(ProductPair))
+    pairs = await db.scalar(select(func.count()).select_from(ProductPair)) or 0
+    seconds = time.perf_counter() - started
     await db.execute(update(RecommendationBuild).where(RecommendationBuild.name == BUILD).values(
-        signals=signals, pairs=pairs or 0, seconds=time.perf_counter() - started))
+        signals=signals, pairs=pairs, seconds=seconds))
+    await events.record(db, "recommendations_rebuilt", actor="system", pairs=pairs,
+                        seconds=round(seconds, 2))
     return True
 
 

@@ -16,7 +16,7 @@ from electro.services import recommendations
 from electro.services.orders import CANCELLED, PAID
 from electro.tasks import event_retention, rebuild_recommendations
 from tests.support import Client, make_user, sign_in
-from tests.support.accounts import count_rows
+from tests.support.accounts import count_rows, events_of
 from tests.support.shop import add_catalogue
 
 PHONE, SPEAKER, LAPTOP = "Lumen Phone Pro 12", "Café Racer Speaker", "Kestrel Laptop Air 14"
@@ -222,6 +222,7 @@ async def test_rebuild_job_runs_at_its_interval_and_when_signals_change(app: Any
     clock.advance(timedelta(minutes=settings.recommend_rebuild_minutes))
     async with app.extensions["electro"].sessions.begin() as db:
         assert await rebuild_recommendations(db, settings) is True
+    assert len(await events_of(app, "recommendations_rebuilt")) == 2
     async with app.extensions["electro"].sessions() as db:
         after = await db.scalar(select(ProductPair.score).where(
             ProductPair.product_id == ids[PHONE], ProductPair.related_id == ids[SPEAKER]))
