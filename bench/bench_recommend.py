@@ -222,20 +222,20 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     base = quality["popularity"]
     assert base is not None
-    print(f"\nquality: {len(held):,} shoppers' last orders held out; build at "
-          f"{SHOPPERS:,} shoppers x {PRODUCTS:,} products\n")
-    print(f"{'method':14} {'hit@10':>7} {'vs pop':>6} {'NDCG@10':>8} {'build s':>8} "
-          f"{'peak MiB':>9}")
+    print(f"\n{len(held):,} shoppers' last orders held out; {SHOPPERS:,} shoppers x "
+          f"{PRODUCTS:,} products; serving: 1 worker, wrk {CONNECTIONS} connections, "
+          f"{SECONDS} s\n")
+    print(f"{'method / route':26} {'hit@10':>7} {'vs pop':>6} {'NDCG@10':>8} {'build s':>8} "
+          f"{'peak MiB':>9} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")
+    blank = f"{'':>7} {'':>6} {'':>8} {'':>8} {'':>9}"
     for name, r in quality.items():
         if r is None:
-            print(f"{name:14} (not installed: pip install '.[bench-recommend]')")
+            print(f"{name:26} (not installed: pip install '.[bench-recommend]')")
             continue
-        print(f"{name:14} {r['hit']:>7.3f} {r['hit'] / base['hit']:>5.1f}x {r['ndcg']:>8.3f} "
+        print(f"{name:26} {r['hit']:>7.3f} {r['hit'] / base['hit']:>5.1f}x {r['ndcg']:>8.3f} "
               f"{r['seconds']:>8.1f} {r['mib']:>9.0f}")
-    print(f"\nserving (1 worker, {CONNECTIONS} connections, {SECONDS} s each)\n")
-    print(f"{'route':26} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")
     for route, r in serving.items():
-        print(f"{route:26} {r['rps']:>7.0f} {r['p50']:>7.2f} {r['p99']:>7.2f} "
+        print(f"{route:26} {blank} {r['rps']:>7.0f} {r['p50']:>7.2f} {r['p99']:>7.2f} "
               f"{r['errors']:>6.0f}")
     kept = quality["cooccurrence"]
     assert kept is not None
