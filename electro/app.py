@@ -138,6 +138,8 @@ async def _database() -> AsyncGenerator[None, None]:
         rt.sessions = make_sessionmaker(rt.engine)
         try:
             yield
+            async with rt.sessions.begin() as db:  # the views this worker kept to write later
+                await rt.recommendation_cache.flush(db)
         finally:
             rt.engine = rt.sessions = None
 

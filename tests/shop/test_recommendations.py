@@ -8,9 +8,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from electro import clock
+from electro.app import create_app
+from electro.db import make_sessionmaker, opened
 from electro.models import Order, OrderLine, Product, ProductPair, ProductView
 from electro.services import recommendations
 from electro.services.orders import CANCELLED, PAID
@@ -249,6 +251,19 @@ async def test_views_wait_to_be_written_together(app: Any, client: Client) -> No
     clock.advance(timedelta(seconds=wait))
     await client.get(f"/products/{ids[PHONE]}/recommendations", htmx=True)
     assert await count_rows(app, ProductView) == 3  # one INSERT, the phone's repeat a no-op
+
+
+async def test_views_kept_by_a_worker_are_written_when_it_stops(
+    settings_overrides: dict[str, Any]
+) -> None:
+    second = create_app(settings_overrides)
+    async with second.test_app():
+        ids, _ = await _shop(second)
+        await Client(second).get(f"/products/{ids[PHONE]}/recommendations", htmx=True)
+        assert await count_rows(second, ProductView) == 0
+    async with opened(second.extensions["electro"].settings.database) as engine:
+        async with make_sessionmaker(engine)() as db:
+            assert await db.scalar(select(func.count()).select_from(ProductView)) == 1
 
 
 async def test_a_view_of_a_product_deleted_before_writing_is_dropped(app: Any) -> None:
