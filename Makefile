@@ -19,7 +19,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/electro init-db
 	$(BIN)/electro create-admin --username admin --email admin@electro.example --generate-if-no-admin
-	$(BIN)/electro seed-demo --if-empty
+	$(BIN)/electro seed-demo --if-empty --shoppers 50
 	$(BIN)/electro serve --bind 127.0.0.1:5000
 
 test: $(STAMP)

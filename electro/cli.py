@@ -17,7 +17,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from tqdm import tqdm
 
-from electro import clock
+from electro import clock, demo_shoppers
 from electro.config import Settings, SettingsError, load_settings
 from electro.db import make_sessionmaker, opened
 from electro.errors import DomainError
@@ -321,6 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     seed = sub.add_parser("seed-demo", help="add demo categories and products")
     seed.add_argument("--products", type=int, default=300)
     seed.add_argument("--if-empty", action="store_true", help="only when there are no products")
+    seed.add_argument("--shoppers", type=int, default=0,
+                      help="also add N demo shoppers with planted tastes and their orders")
     srv = sub.add_parser("serve", help="serve with hypercorn")
     srv.add_argument("--bind", default="127.0.0.1:5000")
     srv.add_argument("--workers", type=int, default=1)
@@ -346,6 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(create_admin(args.username, args.email, args.generate_if_no_admin))
         elif args.command == "seed-demo":
             asyncio.run(seed_demo(args.products, args.if_empty))
+            if args.shoppers > 0:
+                asyncio.run(demo_shoppers.seed(load_settings(), args.shoppers, args.if_empty))
         elif args.command == "serve":
             return serve(args.bind, args.workers)
         elif args.command == "events":

@@ -69,6 +69,11 @@ class Settings:
     max_form_fields: int = 1000
     body_timeout_seconds: int = 30
     job_interval_seconds: float = 30.0
+    # How often the recommendations are rebuilt at most (only when something was bought or
+    # viewed since); 0 rebuilds at every background round.
+    recommend_rebuild_minutes: float = 60.0
+    # Product views are written together, when the oldest waiting is this old (0: at once).
+    view_flush_seconds: float = 5.0
     delivery_fee_cents: int = 495  # one flat fee per order...
     free_delivery_from_cents: int = 5000  # ...waived from this value of goods (0: never waived)
     unpaid_order_days: int = 7  # a bank-transfer order unpaid this long is cancelled
@@ -196,6 +201,13 @@ def _check(s: Settings) -> None:
     if not 1 <= s.newsletter_per_minute <= 100_000:
         raise SettingsError("ELECTRO_NEWSLETTER_PER_MINUTE must be 1-100000 (newsletter mails "
                             f"sent per minute at most); got {s.newsletter_per_minute}")
+    if s.view_flush_seconds < 0:
+        raise SettingsError("ELECTRO_VIEW_FLUSH_SECONDS must be 0 or more (seconds product "
+                            f"views may wait to be written); got {s.view_flush_seconds}")
+    if s.recommend_rebuild_minutes < 0:
+        raise SettingsError("ELECTRO_RECOMMEND_REBUILD_MINUTES must be 0 or more (minutes "
+                            f"between rebuilds of the recommendations); got "
+                            f"{s.recommend_rebuild_minutes}")
     parse_rate(s.default_rate_limit, "ELECTRO_DEFAULT_RATE_LIMIT")
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -171,7 +172,8 @@ class SearchRecord(Identified):
 
     __tablename__ = "searches"
     query: Mapped[str] = mapped_column(String(200))
-    client_hash: Mapped[str] = mapped_column(String(64))
+    # Indexed for a shopper's own recent searches, which tune their recommendations (B6).
+    client_hash: Mapped[str] = mapped_column(String(64), index=True)
     hour_start: Mapped[datetime] = mapped_column(DateTime)
     results: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=clock.now, index=True)
@@ -375,3 +377,56 @@ class NewsletterDelivery(Identified):
         # The sender's next due rows, and the progress counts, read this index only.
         Index("ix_newsletter_deliveries_due", "status", "next_attempt_at", "id"),
     )
+
+
+class ProductView(Base):
+    """One client's view of one product on one day (B6), counted when the product page's
+    recommendations load. The key makes a repeat that day a no-op; the client is an HMAC like
+    ``searches.client_hash`` (a signed-in shopper's is computable from the account id, so their
+    views feed their picks). Kept as long as events (ELECTRO_EVENT_RETENTION_DAYS)."""
+
+    __tablename__ = "product_views"
+    product_id: Mapped[int] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), primary_key=True)
+    client_hash: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True, index=True)
+
+
+class ProductPair(Base):
+    """A precomputed recommendation (B6): ``related_id`` for someone who bought (``kind``
+    "bought") or viewed ("viewed") ``product_id``, with its cosine similarity. Written whole by
+    the rebuild job (electro.services.recommendations.rebuild), read by lookups only."""
+
+    __tablename__ = "product_pairs"
+    product_id: Mapped[int] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    related_id: Mapped[int] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), primary_key=True,
+        index=True)  # deleting a product looks here
+    score: Mapped[float] = mapped_column(Float)
+
+
+class RecommendationBuild(Base):
+    """When the pairs were last rebuilt and from which signals: the row a node claims before
+    rebuilding (so two nodes never rebuild at once) and the watermark that skips a rebuild
+    when nothing new was bought or viewed."""
+
+    __tablename__ = "recommendation_builds"
+    name: Mapped[str] = mapped_column(String(16), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    signals: Mapped[str] = mapped_column(String(64), default="")
+    pairs: Mapped[int] = mapped_column(Integer, default=0)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class ProductPopularity(Base):
+    """How many shoppers bought a product lately (B6): the cold-start picks (a new shopper's,
+    an empty history's category), rebuilt with the pairs. Only products someone bought."""
+
+    __tablename__ = "product_popularity"
+    product_id: Mapped[int] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), primary_key=True)
+    category_id: Mapped[int] = mapped_column(Integer)  # copied: picks by category read an index
+    buyers: Mapped[int] = mapped_column(Integer)
+    __table_args__ = (Index("ix_product_popularity_category_buyers", category_id, buyers),)

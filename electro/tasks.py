@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from datetime import timedelta
 
 from quart import current_app
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,6 +22,7 @@ from electro.services import (
     mail,
     newsletters,
     orders,
+    recommendations,
     recovery,
     registration,
     sessions,
@@ -45,7 +47,15 @@ def in_transaction(work: Callable[[AsyncSession, Settings], Awaitable[object]]) 
 
 
 async def event_retention(db: AsyncSession, settings: Settings) -> int:
-    return await events.apply_retention(db, settings.event_retention_days)
+    """Events, and the product views recommendations learn from, older than the retention."""
+    days = settings.event_retention_days
+    return (await events.apply_retention(db, days)
+            + await recommendations.purge_old_views(db, days))
+
+
+async def rebuild_recommendations(db: AsyncSession, settings: Settings) -> bool:
+    every = timedelta(minutes=settings.recommend_rebuild_minutes)
+    return await recommendations.rebuild(db, every)
 
 
 # What a wake-up (a request queued mail, or a newsletter started) runs: requests composed,
@@ -64,6 +74,7 @@ JOBS: list[Job] = [
     in_transaction(accounts.purge_stale_failures),
     in_transaction(basket.purge_abandoned),
     in_transaction(orders.cancel_unpaid),
+    in_transaction(rebuild_recommendations),
 ]
 
 

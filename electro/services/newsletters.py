@@ -255,7 +255,8 @@ async def render_for(
     db: AsyncSession, settings: Settings, newsletter: Newsletter, user: User
 ) -> Rendered:
     """The newsletter as ``user`` gets it now: their own picks, their unsubscribe link."""
-    picks = (await recommendations.for_shopper(db, user.id, newsletter.picks)
+    picks = (await recommendations.for_shopper(db, user.id, newsletter.picks,
+                                               secret_key=settings.secret_key)
              if newsletter.picks else [])
     link = unsubscribe_url(settings, user.id)
     context = {"newsletter": newsletter, "username": user.username, "picks": picks,

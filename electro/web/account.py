@@ -18,12 +18,13 @@ from quart_rate_limiter import rate_limit
 
 from electro import clock
 from electro.errors import InvalidInput
-from electro.services import accounts, api_tokens, newsletters, sessions
+from electro.services import accounts, api_tokens, newsletters, recommendations, sessions
 from electro.services.sessions import SignedIn
 from electro.web import client_ip, db, is_htmx, origin, render, runtime
 from electro.web.guards import login_required, signed_in
 
 bp = Blueprint("account", __name__)
+PICKS_SHOWN = 6  # "Recommended for you"
 
 
 async def _page(
@@ -31,9 +32,12 @@ async def _page(
 ) -> Response:
     live = await sessions.live_sessions(db(), runtime().settings, account.user)
     tokens = await api_tokens.owned(db(), account.user)
+    # Only the whole page shows them: the page's own forms answer with their section alone.
+    picks = [] if is_htmx() else await recommendations.for_shopper(
+        db(), account.user.id, PICKS_SHOWN, secret_key=runtime().settings.secret_key)
     context = {"user": account.user, "sessions": live, "current_id": account.session.id,
                "errors": {}, "tokens": tokens, "now": clock.now(), "token_errors": {},
-               "token_form": {}, **extra}
+               "token_form": {}, "picks": picks, **extra}
     return await render("account.html", fragment, **context)
 
 

@@ -1,6 +1,7 @@
-"""Catalogue pages (S1): home, a category's products (sorted, paginated), one product.
+"""Catalogue pages (S1): home, a category's products (sorted, paginated), one product and its
+recommendations (B6).
 
-Each is rendered once per catalogue version for anonymous visitors (electro.web.shared), and
+Each page is rendered once per catalogue version for anonymous visitors (electro.web.shared), and
 what it is built from (category counts, the page keys of a sorted listing) is kept per version
 for everyone (electro.services.search_cache).
 """
@@ -13,9 +14,10 @@ from markupsafe import Markup
 from quart import Blueprint, Response, request
 
 from electro.services import catalog
+from electro.services import recommendations as recs
 from electro.services.paging import page_number
-from electro.web import db, runtime
-from electro.web.shared import shopper_page
+from electro.web import client_identity, db, is_htmx, render, runtime
+from electro.web.shared import personalise, shopper_page
 
 bp = Blueprint("shop", __name__)
 
@@ -56,3 +58,20 @@ async def product(product_id: int) -> Response:
                 "prior_price_cents": page.prior_price_cents}
 
     return await shopper_page("product.html", "partials/product.html", context)
+
+
+@bp.get("/products/<int:product_id>/recommendations")
+async def recommendations(product_id: int) -> Response:
+    """"Often bought together" and "Similar products": the fragment the product page loads when
+    it is scrolled into view, or the page its plain link leads to without JavaScript."""
+    cache = runtime().recommendation_cache
+    fragment = await cache.fragment(db, product_id)
+    await cache.viewed(db, fragment.product_id,
+                       recs.viewer(runtime().settings.secret_key, client_identity()))
+    if is_htmx():
+        response = Response(personalise(fragment.html), content_type="text/html; charset=utf-8")
+        response.headers.add("Vary", "HX-Request")
+        return response
+    return await render("recommendations.html", "partials/recommendations.html",
+                        product_id=fragment.product_id, product_name=fragment.product_name,
+                        related_html=Markup(personalise(fragment.html)))  # noqa: S704 - our own rendered fragment

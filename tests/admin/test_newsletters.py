@@ -284,8 +284,6 @@ async def _buys(app: Any, user_id: int, product_id: int, number: str) -> None:
                          unit_price_cents=100, quantity=1))
 
 
-@pytest.mark.xfail(strict=True, reason="recommendations.for_shopper is a placeholder (the "
-                   "newest products for everyone) until the recommender (B6) is merged")
 async def test_picks_differ_between_shoppers_with_different_histories(
     app: Any, mailbox: Mailbox
 ) -> None:
