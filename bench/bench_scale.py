@@ -1,0 +1,180 @@
+"""The catalogue at 100,000 and at 1,000,000 products (issue 12), side by side, on SQLite.
+
+For each size: a fresh instance, ``electro seed-demo --products N`` timed, then ``electro
+serve`` with 2 workers and wrk at 8 connections on the search fragment (htmx), the search page
+and category pages (a random category, sort, direction and page, deep pages included, so
+OFFSET paging pays for the rows it skips), and finally the resident memory (RSS) of each
+worker after that load. Goals: 1,000,000 within 2x of 100,000 for the seeding rate, search p99
+and the category pages (p99 and req/s); memory per worker under 150 MiB.
+
+The wrk scripts, the load driver and the queries are bench_shop's (same pages, same client).
+
+Run: ``.venv/bin/python bench/bench_scale.py [--sizes 100000,1000000] [--seconds 5]``
+(about 5 minutes; the 1,000,000-product file takes about 1 GiB in a temporary folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import bench_shop
+import support
+
+SIZES = (100_000, 1_000_000)
+WORKERS = 2
+CONNECTIONS = 8
+SECONDS = 5
+CATEGORIES = 12  # seed-demo's
+PAGE_SIZE = 24  # a category page's rows (services/catalog.py)
+MEMORY_GOAL_MIB = 150
+BARE = "bare route /healthz"
+PAGES = ("search fragment", "search page", "category pages")
+
+
+def _pages(products: int, rng: random.Random) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """The measured pages, each a list of paths wrk picks from at random, and its headers."""
+    searches = [f"/search?q={quote(q)}" for q in bench_shop.QUERIES]
+    last_page = products // CATEGORIES // PAGE_SIZE
+    return {
+        BARE: (["/healthz"], {}),
+        "search fragment": (searches, {"HX-Request": "true"}),
+        "search page": (searches, {}),
+        "category pages": ([
+            f"/categories/{rng.randint(1, CATEGORIES)}"
+            f"?sort={rng.choice(['name', 'company', 'price'])}"
+            f"&dir={rng.choice(['asc', 'desc'])}&page={rng.randint(1, last_page)}"
+            for _ in range(2000)
+        ], {}),
+    }
+
+
+def _script(path: Path, paths: list[str], headers: dict[str, str]) -> Path:
+    """bench_shop's wrk script (.lua) and its bundled client's spec (.json) at ``path``."""
+    path.write_text(bench_shop.LUA % {"paths": bench_shop._lua_list(paths),
+                                      "headers": bench_shop._lua_table(headers)})
+    path.with_suffix(".json").write_text(json.dumps([paths, headers]))
+    return path
+
+
+def worker_rss_mib(port: int) -> list[float]:
+    """Resident memory of each worker of the ``electro serve`` bound to ``port``: the children
+    of that process (hypercorn spawns its workers), multiprocessing's helper left out."""
+    processes = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError):  # gone meanwhile
+                continue
+            processes[int(entry.name)] = (parent, command)
+    server = next(pid for pid, (_, command) in processes.items()
+                  if " serve " in command and f"127.0.0.1:{port}" in command)
+    workers = [pid for pid, (parent, command) in processes.items()
+               if parent == server and "resource_tracker" not in command]
+    return [_rss_kib(pid) / 1024 for pid in workers]
+
+
+def _rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+
+
+@dataclass
+class Figures:
+    products: int
+    seeding_s: float
+    file_mib: float
+    pages: dict[str, dict[str, float]]  # page -> bench_shop._drive's rps, p50, p99, errors
+    rss_mib: list[float]  # per worker, after the load
+
+
+def measure(products: int, seconds: int) -> Figures:
+    """Seed a fresh SQLite instance with ``products`` and measure it under load."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"electro-scale-{products}-"))
+    try:
+        env = support.instance_env(tmp)
+        support.electro(env, "init-db")
+        started = time.monotonic()
+        support.electro(env, "seed-demo", "--products", str(products))
+        seeding = time.monotonic() - started
+        scripts = {page: _script(tmp / f"page{n}.lua", *spec)
+                   for n, (page, spec) in enumerate(_pages(products, random.Random(5)).items())}
+        with support.server(env, WORKERS) as port:
+            base = f"http://127.0.0.1:{port}"
+            for script in scripts.values():  # warm up each worker's caches and the page cache
+                bench_shop._drive(base, script, CONNECTIONS, 1)
+            pages = {page: bench_shop._drive(base, script, CONNECTIONS, seconds)
+                     for page, script in scripts.items()}
+            rss = worker_rss_mib(port)
+        return Figures(products, seeding, (tmp / "electro.db").stat().st_size / 2**20, pages, rss)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _goal(small: float, large: float, better: str) -> str:
+    """Issue 12: the large catalogue within 2x of the small one (``better``: higher or lower)."""
+    if not better:
+        return ""
+    cost = small / large if better == "higher" else large / small
+    return f"{'met' if cost <= 2 else 'MISSED'}: costs {cost:.2f}x (at most 2x)"
+
+
+def report(figures: list[Figures]) -> None:
+    """One markdown table, a column per size; goals compare the last size with the first."""
+    rows: list[tuple[str, list[float], str, str]] = [  # label, values, format, better
+        ("seeding s", [f.seeding_s for f in figures], "{:,.1f}", ""),
+        ("seeding rows/s", [f.products / f.seeding_s for f in figures], "{:,.0f}", "higher"),
+        ("database file MiB", [f.file_mib for f in figures], "{:,.0f}", ""),
+    ]
+    for page in (BARE, *PAGES):
+        results = [f.pages[page] for f in figures]
+        rows += [
+            (f"{page} req/s", [r["rps"] for r in results], "{:,.0f}",
+             "higher" if page == "category pages" else ""),
+            (f"{page} p50 ms", [r["p50"] for r in results], "{:.2f}", ""),
+            (f"{page} p99 ms", [r["p99"] for r in results], "{:.1f}",
+             "" if page == BARE else "lower"),
+            (f"{page} errors", [r["errors"] for r in results], "{:.0f}", ""),
+        ]
+    print(f"\nSQLite, {WORKERS} workers, wrk {CONNECTIONS} connections, "
+          f"{os.cpu_count()} cores\n")
+    print("| measure | " + " | ".join(f"{f.products:,} products" for f in figures) + " | goal |")
+    print("|---|" + "---:|" * len(figures) + "---|")
+    for label, values, form, better in rows:
+        print(f"| {label} | " + " | ".join(form.format(v) for v in values)
+              + f" | {_goal(values[0], values[-1], better)} |")
+    largest = max(figures[-1].rss_mib)
+    print("| RSS per worker MiB | "
+          + " | ".join(", ".join(f"{r:.0f}" for r in f.rss_mib) for f in figures)
+          + f" | {'met' if largest < MEMORY_GOAL_MIB else 'MISSED'} "
+          f"({largest:.0f} < {MEMORY_GOAL_MIB}) |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)),
+                        help="product counts, comma-separated; goals compare last to first")
+    parser.add_argument("--seconds", type=int, default=SECONDS, help="per measurement")
+    args = parser.parse_args()
+    sizes = [int(n) for n in args.sizes.split(",")]
+    started = time.monotonic()
+    figures = []
+    for products in sizes:
+        figures.append(measure(products, args.seconds))
+        print(f"{products:,} products measured ({time.monotonic() - started:.0f} s)", flush=True)
+    report(figures)
+    print(f"\ntotal {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
