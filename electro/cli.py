@@ -25,6 +25,7 @@ from electro.migrate import upgrade
 from electro.models import Category, Product
 from electro.security.passwords import Passwords, policy_problems
 from electro.services import backups, events, search, two_factor, users
+from electro.services.backups.databases import database_for
 
 # Category -> product kinds; the demo catalogue reads like a real shop so search can be tried.
 KINDS = {
@@ -86,8 +87,12 @@ async def seed_demo(products: int, only_if_empty: bool) -> None:
             batch.clear()
             sale_prices.clear()
 
-        # The search index is filled once at the end: per-row upkeep cost most of a seeding.
-        async with search.index_paused(await db.connection()):
+        # Bulk loading as a restore does it: the search index and the secondary indexes are
+        # built once at the end (kept up per row, they cost most of a seeding: at 1,000,000
+        # products the index pages no longer fit SQLite's cache).
+        conn = await db.connection()
+        async with search.index_paused(conn), database_for(conn.dialect).loading(
+                conn, [Product.__tablename__]):
             for _ in tqdm(range(products), desc="products", unit="row", disable=products < 1000):
                 category = rng.choice(CATEGORIES)
                 kind = rng.choice(KINDS[category])
