@@ -1,16 +1,19 @@
-"""The catalogue at 100,000 and at 1,000,000 products (issue 12), side by side, on SQLite.
+"""The catalogue at 100,000 and at 1,000,000 products (issue 12), side by side.
 
-For each size: a fresh instance, ``electro seed-demo --products N`` timed, then ``electro
-serve`` with 2 workers and wrk at 8 connections on the search fragment (htmx), the search page
-and category pages (a random category, sort, direction and page, deep pages included, so
-OFFSET paging pays for the rows it skips), and finally the resident memory (RSS) of each
-worker after that load. Goals: 1,000,000 within 2x of 100,000 for the seeding rate, search p99
-and the category pages (p99 and req/s); memory per worker under 150 MiB.
+For each size: a fresh instance (SQLite, or with ``--database postgresql`` a database of its own
+on 127.0.0.1:5432, user electro, trust auth, dropped afterwards), ``electro seed-demo
+--products N`` timed, then ``electro serve`` with 2 workers and wrk at 8 connections on the
+search fragment (htmx), the search page and category pages (a random category, sort, direction
+and page, deep pages included, so OFFSET paging pays for the rows it skips), and finally the
+resident memory (RSS) of each worker after that load. Goals: 1,000,000 within 2x of 100,000 for
+the seeding rate, search p99 and the category pages (p99 and req/s); memory per worker under
+150 MiB.
 
 The wrk scripts, the load driver and the queries are bench_shop's (same pages, same client).
 
-Run: ``.venv/bin/python bench/bench_scale.py [--sizes 100000,1000000] [--seconds 5]``
-(about 5 minutes; the 1,000,000-product file takes about 1 GiB in a temporary folder).
+Run: ``.venv/bin/python bench/bench_scale.py [--database postgresql] [--sizes 100000,1000000]
+[--seconds 5]`` (about 5 minutes on SQLite, whose 1,000,000-product file takes 550 MiB in a
+temporary folder; longer on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -20,12 +23,15 @@ import json
 import os
 import random
 import shutil
+import subprocess
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import bench_nodes
 import bench_shop
 import support
 
@@ -98,27 +104,45 @@ class Figures:
     rss_mib: list[float]  # per worker, after the load
 
 
-def measure(products: int, seconds: int) -> Figures:
-    """Seed a fresh SQLite instance with ``products`` and measure it under load."""
+def measure(products: int, seconds: int, postgresql: bool) -> Figures:
+    """Seed a fresh instance with ``products`` and measure it under load."""
     tmp = Path(tempfile.mkdtemp(prefix=f"electro-scale-{products}-"))
     try:
-        env = support.instance_env(tmp)
-        support.electro(env, "init-db")
-        started = time.monotonic()
-        support.electro(env, "seed-demo", "--products", str(products))
-        seeding = time.monotonic() - started
-        scripts = {page: _script(tmp / f"page{n}.lua", *spec)
-                   for n, (page, spec) in enumerate(_pages(products, random.Random(5)).items())}
-        with support.server(env, WORKERS) as port:
-            base = f"http://127.0.0.1:{port}"
-            for script in scripts.values():  # warm up each worker's caches and the page cache
-                bench_shop._drive(base, script, CONNECTIONS, 1)
-            pages = {page: bench_shop._drive(base, script, CONNECTIONS, seconds)
-                     for page, script in scripts.items()}
-            rss = worker_rss_mib(port)
-        return Figures(products, seeding, (tmp / "electro.db").stat().st_size / 2**20, pages, rss)
+        with ExitStack() as stack:
+            url = stack.enter_context(bench_nodes.postgres_database()) if postgresql else ""
+            return _measure(support.instance_env(tmp, database_url=url), products, seconds)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _measure(env: dict[str, str], products: int, seconds: int) -> Figures:
+    folder = Path(env["ELECTRO_INSTANCE_DIR"])
+    support.electro(env, "init-db")
+    started = time.monotonic()
+    support.electro(env, "seed-demo", "--products", str(products))
+    seeding = time.monotonic() - started
+    scripts = {page: _script(folder / f"page{n}.lua", *spec)
+               for n, (page, spec) in enumerate(_pages(products, random.Random(5)).items())}
+    with support.server(env, WORKERS) as port:
+        base = f"http://127.0.0.1:{port}"
+        for script in scripts.values():  # warm up each worker's caches and the page cache
+            bench_shop._drive(base, script, CONNECTIONS, 1)
+        pages = {page: bench_shop._drive(base, script, CONNECTIONS, seconds)
+                 for page, script in scripts.items()}
+        rss = worker_rss_mib(port)
+    return Figures(products, seeding, _database_mib(env), pages, rss)
+
+
+def _database_mib(env: dict[str, str]) -> float:
+    """The SQLite file's size, or the PostgreSQL database's."""
+    url = env["ELECTRO_DATABASE_URL"]
+    if not url:
+        return (Path(env["ELECTRO_INSTANCE_DIR"]) / "electro.db").stat().st_size / 2**20
+    name = url.rsplit("/", 1)[1]
+    size = subprocess.run(["psql", *bench_nodes.PG, "-d", name, "-qtAc",
+                           "SELECT pg_database_size(current_database())"],
+                          capture_output=True, text=True, check=True).stdout
+    return int(size) / 2**20
 
 
 def _goal(small: float, large: float, better: str) -> str:
@@ -129,12 +153,12 @@ def _goal(small: float, large: float, better: str) -> str:
     return f"{'met' if cost <= 2 else 'MISSED'}: costs {cost:.2f}x (at most 2x)"
 
 
-def report(figures: list[Figures]) -> None:
+def report(figures: list[Figures], database: str) -> None:
     """One markdown table, a column per size; goals compare the last size with the first."""
     rows: list[tuple[str, list[float], str, str]] = [  # label, values, format, better
         ("seeding s", [f.seeding_s for f in figures], "{:,.1f}", ""),
         ("seeding rows/s", [f.products / f.seeding_s for f in figures], "{:,.0f}", "higher"),
-        ("database file MiB", [f.file_mib for f in figures], "{:,.0f}", ""),
+        ("database MiB", [f.file_mib for f in figures], "{:,.0f}", ""),
     ]
     for page in (BARE, *PAGES):
         results = [f.pages[page] for f in figures]
@@ -146,7 +170,7 @@ def report(figures: list[Figures]) -> None:
              "" if page == BARE else "lower"),
             (f"{page} errors", [r["errors"] for r in results], "{:.0f}", ""),
         ]
-    print(f"\nSQLite, {WORKERS} workers, wrk {CONNECTIONS} connections, "
+    print(f"\n{database}, {WORKERS} workers, wrk {CONNECTIONS} connections, "
           f"{os.cpu_count()} cores\n")
     print("| measure | " + " | ".join(f"{f.products:,} products" for f in figures) + " | goal |")
     print("|---|" + "---:|" * len(figures) + "---|")
@@ -165,14 +189,15 @@ def main() -> None:
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)),
                         help="product counts, comma-separated; goals compare last to first")
     parser.add_argument("--seconds", type=int, default=SECONDS, help="per measurement")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(",")]
     started = time.monotonic()
     figures = []
     for products in sizes:
-        figures.append(measure(products, args.seconds))
+        figures.append(measure(products, args.seconds, args.database == "postgresql"))
         print(f"{products:,} products measured ({time.monotonic() - started:.0f} s)", flush=True)
-    report(figures)
+    report(figures, args.database)
     print(f"\ntotal {time.monotonic() - started:.0f} s")
 
 
