@@ -89,7 +89,8 @@ async def seed_demo(products: int, only_if_empty: bool) -> None:
 
         # Bulk loading as a restore does it: the search index and the secondary indexes are
         # built once at the end (kept up per row, they cost most of a seeding: at 1,000,000
-        # products the index pages no longer fit SQLite's cache).
+        # products the index pages no longer fit SQLite's cache). As in a restore, readers of
+        # products wait on PostgreSQL until the seeding commits (the indexes are dropped).
         conn = await db.connection()
         async with search.index_paused(conn), database_for(conn.dialect).loading(
                 conn, [Product.__tablename__]):
