@@ -38,8 +38,12 @@ lint: $(STAMP)
 	$(BIN)/mypy electro
 
 # Every bench/bench_*.py prints its own table; each starts and stops what it measures.
+# `make bench BENCH=shop` runs bench/bench_shop.py alone (BENCH="shop nodes": those two).
+BENCH ?= $(sort $(patsubst bench/bench_%.py,%,$(wildcard bench/bench_*.py)))
 bench: $(STAMP)
 	bash scripts/test-services.sh
-	@for script in bench/bench_*.py; do \
+	@for name in $(BENCH); do \
+		script=bench/bench_$$name.py; \
+		[ -f "$$script" ] || { echo "no $$script (see bench/)"; exit 1; }; \
 		echo "== $$script"; $(BIN)/python $$script || exit 1; \
 	done

@@ -37,7 +37,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import support
-from bench_shop import LUA, _drive, _lua_list, _lua_table
+from bench_shop import drive, load_script
 
 PRODUCTS = 100_000
 SHOPPERS = 10_000
@@ -190,11 +190,9 @@ def _serving(env: dict[str, str], tmp: Path) -> dict[str, dict[str, float]]:
     with support.server(env, 1) as port:
         base = f"http://127.0.0.1:{port}"
         for n, (route, (paths, headers)) in enumerate(routes.items()):
-            script = tmp / f"route{n}.lua"
-            script.write_text(LUA % {"paths": _lua_list(paths), "headers": _lua_table(headers)})
-            script.with_suffix(".json").write_text(json.dumps([paths, headers]))
-            _drive(base, script, CONNECTIONS, 1)  # warm up
-            results[route] = _drive(base, script, CONNECTIONS, SECONDS)
+            script = load_script(tmp / f"route{n}.lua", paths, headers)
+            drive(base, script, CONNECTIONS, 1)  # warm up
+            results[route] = drive(base, script, CONNECTIONS, SECONDS)
     return results
 
 

@@ -72,7 +72,7 @@ def _lua_table(items: dict[str, str]) -> str:
     return "{" + ",".join(f"[{json.dumps(k)}]={json.dumps(v)}" for k, v in items.items()) + "}"
 
 
-def _routes(rng: random.Random) -> dict[str, tuple[list[str], dict[str, str]]]:
+def shop_routes(rng: random.Random) -> dict[str, tuple[list[str], dict[str, str]]]:
     """The goal's pages (issue 12), each with the paths wrk picks from at random."""
     htmx = {"HX-Request": "true"}
     return {
@@ -105,7 +105,7 @@ def _extras(rng: random.Random) -> dict[str, tuple[list[str], dict[str, str]]]:
     }
 
 
-def _script(path: Path, paths: list[str], headers: dict[str, str]) -> Path:
+def load_script(path: Path, paths: list[str], headers: dict[str, str]) -> Path:
     """The wrk script at ``path`` (.lua) and the bundled client's (.json): GET a random one of
     ``paths`` with ``headers``."""
     path.write_text(LUA % {"paths": _lua_list(paths), "headers": _lua_table(headers)})
@@ -113,7 +113,7 @@ def _script(path: Path, paths: list[str], headers: dict[str, str]) -> Path:
     return path
 
 
-def _drive(base: str, script: Path, connections: int, seconds: int) -> dict[str, float]:
+def drive(base: str, script: Path, connections: int, seconds: int) -> dict[str, float]:
     """Load from a separate process: wrk with ``script`` (.lua), else the bundled asyncio
     client with the same paths (``script`` with .json)."""
     if shutil.which("wrk"):
@@ -212,13 +212,13 @@ def main() -> None:
                 base = f"http://127.0.0.1:{port}"
                 # argon2 runs in worker threads: log-ins must not stall the search. Measured
                 # first, while no other session of this account is in use.
-                anonymous_search = _script(tmp / "logins.lua",
-                                           *_routes(random.Random(1))["search fragment"])
-                _drive(base, anonymous_search, 8, 1)
+                anonymous_search = load_script(tmp / "logins.lua",
+                                           *shop_routes(random.Random(1))["search fragment"])
+                drive(base, anonymous_search, 8, 1)
                 under_logins = None
                 try:
                     with support.login_load(port, "bench", PASSWORD, LOGINS_PER_SECOND) as logins:
-                        under_logins = _drive(base, anonymous_search, 8, args.seconds * 2)
+                        under_logins = drive(base, anonymous_search, 8, args.seconds * 2)
                     logins_note = (f"{len(logins)} log-ins at {LOGINS_PER_SECOND}/s (argon2 t=3, "
                                    f"64 MiB) beside the search fragment: p50 "
                                    f"{statistics.median(logins) * 1000:.0f} ms each")
@@ -228,30 +228,31 @@ def main() -> None:
                 cookie = support.signed_in_cookie(port, "bench", PASSWORD)
                 scripts: dict[tuple[str, bool], Path] = {}
                 extras = _extras(rng)
-                for n, (page, (paths, headers)) in enumerate(
-                        [(BASELINE, (["/healthz"], {})), *_routes(rng).items(), *extras.items()]):
+                listed = [(BASELINE, (["/healthz"], {})), *shop_routes(rng).items(),
+                          *extras.items()]
+                for n, (page, (paths, headers)) in enumerate(listed):
                     for signed in (False, True) if page not in extras else (False,):
                         sent = {**headers, **({"Cookie": cookie} if signed else {})}
-                        scripts[page, signed] = _script(tmp / f"route{n}{'s' * signed}.lua",
+                        scripts[page, signed] = load_script(tmp / f"route{n}{'s' * signed}.lua",
                                                         paths, sent)
                 # Warm up every worker: pages, caches (a sorted listing's page keys are found once
                 # per catalogue version: 72 of them), the search records of this client.
                 for (page, _signed), script in scripts.items():
                     if page not in (BASELINE, "search fragment, cold"):
-                        _drive(base, script, 8, 2)
+                        drive(base, script, 8, 2)
                 for connections in CONNECTIONS:
                     # The machine is shared: the bare route is taken before and after the
                     # pages, and each ratio uses their mean, so a load change hits both alike.
-                    before = _drive(base, scripts[BASELINE, False], connections, args.seconds)
+                    before = drive(base, scripts[BASELINE, False], connections, args.seconds)
                     logins_row = [(f"search fragment, {LOGINS_PER_SECOND} logins/s", False,
                                    under_logins)] if connections == 8 and under_logins else []
                     measured = [*logins_row, *(
-                        (page, signed, _drive(base, script, connections, args.seconds))
+                        (page, signed, drive(base, script, connections, args.seconds))
                         for (page, signed), script in scripts.items()
                         if page != BASELINE and (connections == 8 or (not signed
                                                  and page not in extras))
                     )]
-                    after = _drive(base, scripts[BASELINE, False], connections, args.seconds)
+                    after = drive(base, scripts[BASELINE, False], connections, args.seconds)
                     baseline = {key: (before[key] + after[key]) / 2 for key in before}
                     for page, signed, result in [(BASELINE, False, baseline), *measured]:
                         ratio = result["rps"] / baseline["rps"]

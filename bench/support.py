@@ -36,6 +36,9 @@ def instance_env(folder: Path, **settings: str) -> dict[str, str]:
     return env
 
 
+PG_SERVER = ["-h", "127.0.0.1", "-p", "5432", "-U", "electro"]  # createdb/psql arguments
+
+
 @contextmanager
 def database(kind: str) -> Iterator[str]:
     """The ELECTRO_DATABASE_URL of a fresh database until the block ends: "" (SQLite in the
@@ -45,12 +48,11 @@ def database(kind: str) -> Iterator[str]:
         yield ""
         return
     name = f"electro_bench_{os.getpid()}"
-    server = ["-h", "127.0.0.1", "-p", "5432", "-U", "electro"]
-    subprocess.run(["createdb", *server, name], check=True)
+    subprocess.run(["createdb", *PG_SERVER, name], check=True)
     try:
         yield f"postgresql+asyncpg://electro@127.0.0.1:5432/{name}"
     finally:
-        subprocess.run(["dropdb", *server, "--force", name], check=True)
+        subprocess.run(["dropdb", *PG_SERVER, "--force", name], check=True)
 
 
 def electro(env: dict[str, str], *args: str) -> None:

@@ -2,8 +2,9 @@
 folder as two hosts would have, sharing one PostgreSQL, one Redis and a backup folder, behind
 nginx with ELECTRO_TRUSTED_PROXY_HOPS=1. Nothing may depend on which node a request reaches.
 
-nginx balances round robin and names the node that answered in an ``X-Node`` header (this
-test's configuration only), so each check can show that both nodes took part."""
+nginx serves the README's site (deploy/nginx-site.conf), balancing round robin, and names the
+node that answered in an ``X-Node`` header (added for this test only), so each check can show
+that both nodes took part."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import asyncio
 import http.cookiejar
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -32,39 +32,11 @@ from electro.db import make_engine, make_sessionmaker
 from electro.models import Category, Event, Product
 from electro.security.passwords import Passwords
 from electro.services import users
-from tests.support import IN_CI, PG_URL, TEST_PASSWORD, TEST_SETTINGS, Mailbox, free_port
+from tests.support import IN_CI, PG_URL, TEST_PASSWORD, TEST_SETTINGS, Mailbox, free_port, nginx
 
 pytestmark = pytest.mark.two_nodes
 ELECTRO = Path(sys.executable).parent / "electro"
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 REDIS_DB = 1  # this test's own Redis database, emptied first: limits start from nothing
-
-
-def nginx_site(upstreams: list[str], port: int) -> str:
-    """What the README's "Scaling out" shows, plus the X-Node header for this test."""
-    servers = "".join(f"server {address}; " for address in upstreams)
-    return f"""
-  upstream electro {{ {servers}}}
-  server {{
-    listen 127.0.0.1:{port};
-    client_max_body_size 16m;
-    location / {{
-      proxy_pass http://electro;
-      proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      add_header X-Node $upstream_addr always;
-    }}
-  }}"""
-
-
-def _nginx_conf(prefix: Path, site: str) -> str:
-    temp = " ".join(f"{kind}_temp_path {prefix / kind};"
-                    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    user = "user root;\n" if os.geteuid() == 0 else ""  # workers may then write the temp paths
-    return (f"{user}worker_processes 1;\ndaemon off;\npid {prefix / 'nginx.pid'};\n"
-            f"error_log {prefix / 'error.log'} warn;\nevents {{ worker_connections 256; }}\n"
-            f"http {{\n  access_log off;\n  {temp}\n{site}\n}}\n")
 
 
 @dataclass
@@ -93,7 +65,7 @@ def cluster(
 ) -> Iterator[Cluster]:
     if not PG_URL:
         pytest.skip("two nodes share PostgreSQL: runs in the PostgreSQL pass of make test")
-    if not Path(NGINX).exists():
+    if not Path(nginx.NGINX).exists():
         reason = "nginx is not installed (scripts/test-services.sh installs it)"
         pytest.fail(reason) if IN_CI else pytest.skip(reason)
     shared_redis = redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
@@ -119,12 +91,8 @@ def cluster(
                     stderr=subprocess.STDOUT, start_new_session=True))
             _wait_healthy(f"http://127.0.0.1:{port}", processes[-1], log)
         prefix = tmp_path / "nginx"
-        prefix.mkdir()
-        conf = prefix / "nginx.conf"
-        conf.write_text(_nginx_conf(prefix, nginx_site([f"127.0.0.1:{p}" for p in ports],
-                                                       proxy_port)))
-        processes.append(subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(conf)],
-                                          stderr=subprocess.STDOUT, start_new_session=True))
+        processes.append(nginx.start(prefix, [f"127.0.0.1:{p}" for p in ports], proxy_port,
+                                     http_extra="add_header X-Node $upstream_addr always;"))
         _wait_healthy(url, processes[-1], prefix / "error.log")
         yield Cluster(url, database_url, [f"127.0.0.1:{p}" for p in ports])
     finally:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -238,13 +237,6 @@ async def test_typed_old_prices_migrate_into_the_history(database_url: str) -> N
 async def _migrate(engine: AsyncEngine, how: str, revision: str) -> None:
     async with engine.begin() as conn:
         await conn.run_sync(lambda c: getattr(command, how)(alembic_config(c), revision))
-
-
-@pytest.fixture
-def cli_database(monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path) -> str:
-    monkeypatch.setenv("ELECTRO_DATABASE_URL", database_url)
-    monkeypatch.setenv("ELECTRO_INSTANCE_DIR", str(tmp_path / "instance"))
-    return database_url
 
 
 async def test_seed_demo_has_genuine_recent_reductions(cli_database: str) -> None:

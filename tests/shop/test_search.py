@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -9,7 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from electro import cli
+from electro.db import make_engine
 from electro.models import Category, Product, SearchDaily
 from electro.services import search
 from tests.support.shop import add_catalogue
@@ -31,6 +35,28 @@ async def test_ranking_puts_name_above_company_above_category_above_description(
         ("Unrelated", "Acme", "Misc", 100, None, "Nothing here."),
     ])
     assert await _names(app, "zeta") == ["Zeta One", "Plain Two", "Plain Three", "Plain Four"]
+
+
+async def test_seed_demo_fills_the_index_and_leaves_its_upkeep_on(cli_database: str) -> None:
+    """seed-demo pauses the index's per-row upkeep and fills it once at the end: every seeded
+    product is found, and one added afterwards too (the triggers are back)."""
+    await asyncio.to_thread(cli.main, ["seed-demo", "--products", "30"])
+    engine = make_engine(cli_database)
+    try:
+        async with AsyncSession(engine) as db:
+            seeded = list(await db.scalars(select(Product)))
+            for product in seeded:
+                found = (await search.search(db, f"{product.name} {product.company}")).hits
+                assert product.id in {hit.id for hit in found}
+            assert await search.catalogue_version(db) > 0
+            db.add(Product(name="Zyzzyva Probe", company="Acme", price_cents=100,
+                           category_id=seeded[0].category_id))
+            await db.commit()
+            assert [hit.name for hit in (await search.search(db, "zyzzyva")).hits] == [
+                "Zyzzyva Probe"]
+    finally:
+        await engine.dispose()
+    assert len(seeded) == 30
 
 
 async def test_last_word_is_a_prefix_and_every_word_must_match(

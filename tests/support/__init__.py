@@ -2,7 +2,8 @@
 test app runs with, a client that sends the CSRF token like a browser, accounts and sessions
 straight in the database, and the SMTP sink's mailbox.
 
-Helpers by area sit beside this module: ``accounts``, ``admin``, ``shop``, ``accessibility``;
+Helpers by area sit beside this module: ``accounts``, ``admin``, ``shop``, ``accessibility``,
+``nginx`` (the deployed site in front of app nodes);
 ``browser`` is the pytest plugin of the browser tests.
 """
 
