@@ -51,7 +51,13 @@ from electro.web.csrf import check_csrf
 from electro.web.guards import ElectroUser, load_account
 from electro.web.headers import is_private_path, security_headers
 from electro.web.ratelimit import AtomicRateLimiter, client_key, make_store
-from electro.web.shared import BASKET_SLOT, form_token, render_for_everyone, rendering_for_everyone
+from electro.web.shared import (
+    ACCOUNT_SLOT,
+    BASKET_SLOT,
+    form_token,
+    render_for_everyone,
+    rendering_for_everyone,
+)
 
 PACKAGE = Path(__file__).parent
 STATIC = PACKAGE.parent / "static"
@@ -148,9 +154,10 @@ async def _database() -> AsyncGenerator[None, None]:
 
 def _template_context() -> dict[str, Any]:
     """For every template: ``account`` (the signed-in SignedIn or None), ``private_page``
-    (account and admin pages keep no htmx history cache) and ``basket_count`` (the header's;
-    a slot in a render for everyone, electro.web.shared)."""
+    (account and admin pages keep no htmx history cache), ``basket_count`` and
+    ``account_slot`` (the header's; in a render for everyone, slots: electro.web.shared)."""
     shared = rendering_for_everyone()
     return {"account": None if shared else g.get("account"),
             "private_page": is_private_path(request.path),
-            "basket_count": BASKET_SLOT if shared else g.get("basket_count", 0)}
+            "basket_count": BASKET_SLOT if shared else g.get("basket_count", 0),
+            "account_slot": ACCOUNT_SLOT if shared else None}

@@ -32,7 +32,7 @@ async def search_page() -> Response:
     # to say is counted.
     if request.headers.get("Sec-Fetch-Site") not in ("cross-site", "same-site"):
         await cache.record(db(), query, hits, client_identity())
-    html = personalise(html)
+    html = await personalise(html)
     if is_htmx():
         return _fragment(html)
     return await render(

@@ -1,13 +1,14 @@
 """Pages and fragments rendered once for everyone (issue 12), and their validators.
 
 A render for everyone has no request-specific bits: where the asker's own go (the CSRF token in
-forms and in htmx's headers, the header's basket count) it holds a slot, an HTML comment that
-escaped user text can never contain, and ``personalise`` fills them in per response. It shows no
-account: only anonymous visitors get such pages, and only without a notice waiting (flashed
-messages are the visitor's own). Search result fragments use the same render (search_cache).
+forms and in htmx's headers, the header's basket count, the header's account links) it holds a
+slot, an HTML comment that escaped user text can never contain, and ``personalise`` fills them
+in per response. So anonymous and signed-in shoppers share one render; only a visitor with a
+notice waiting (flashed messages are the visitor's own) gets a page of their own. Search result
+fragments use the same render (search_cache).
 
-The anonymous shopper pages (home, category, product) are kept per catalogue version by the
-worker's cache (electro.services.search_cache): after a change anywhere they are at most
+The shopper pages (home, category, product) are kept per catalogue version by the worker's
+cache (electro.services.search_cache): after a change anywhere they are at most
 ``search_cache_seconds`` stale, and this worker's own changes show at once.
 
 Every such page answers a conditional GET: its ``ETag`` is a digest of the body as sent (so it
@@ -29,6 +30,11 @@ from electro.web.csrf import CSRF_SLOT, csrf_token
 
 SHARED_RENDER = "electro_shared_render"  # g flag: the template being rendered is for everyone
 BASKET_SLOT = Markup("<!--basket-count-->")
+ACCOUNT_SLOT = Markup("<!--account-links-->")
+ACCOUNT_LINKS = "partials/account_links.html"
+# The header's account links for (signed in, admin), rendered once per worker with CSRF slots:
+# the template never changes while the app runs.
+_account_links: dict[tuple[bool, bool], str] = {}
 FLASHES = "_flashes"  # where Quart keeps flashed messages in the session
 
 
@@ -51,8 +57,10 @@ async def render_for_everyone(template: str, **context: Any) -> str:
         setattr(g, SHARED_RENDER, outer)
 
 
-def personalise(html: str) -> str:
-    """A render for everyone, with this asker's CSRF token and basket count."""
+async def personalise(html: str) -> str:
+    """A render for everyone, with this asker's account links, CSRF token and basket count."""
+    if ACCOUNT_SLOT in html:
+        html = html.replace(ACCOUNT_SLOT, await _links_for_asker())
     if CSRF_SLOT in html:
         html = html.replace(CSRF_SLOT, csrf_token())
     if BASKET_SLOT in html:
@@ -60,15 +68,24 @@ def personalise(html: str) -> str:
     return html
 
 
+async def _links_for_asker() -> str:
+    account = g.get("account")
+    role = (account is not None, account is not None and account.user.is_admin)
+    if role not in _account_links:
+        _account_links[role] = await render_for_everyone(
+            ACCOUNT_LINKS, signed_in=role[0], is_admin=role[1])
+    return _account_links[role]
+
+
 async def shopper_page(
     page: str, fragment: str, context: Callable[[], Awaitable[dict[str, Any]]],
     slots: dict[Markup, str] | None = None,
 ) -> Response:
-    """The page (or for htmx the fragment) with ``context()``: for an anonymous visitor
-    without notices rendered once per catalogue version and URL, else for this visitor.
+    """The page (or for htmx the fragment) with ``context()``: for a visitor without notices
+    rendered once per catalogue version and URL, else for this visitor.
     ``slots``: parts that change apart from the catalogue, put in per response."""
     template = fragment if is_htmx() else page
-    if g.get("account") is None and not session.get(FLASHES):
+    if not session.get(FLASHES):
         async def render() -> str:
             return await render_for_everyone(template, **await context())
 
@@ -78,7 +95,7 @@ async def shopper_page(
         html = await render_template(template, **await context())
     for slot, value in (slots or {}).items():
         html = html.replace(slot, value)
-    response = Response(personalise(html), content_type="text/html; charset=utf-8")
+    response = Response(await personalise(html), content_type="text/html; charset=utf-8")
     response.headers.add("Vary", "HX-Request")
     return await validated(response)
 

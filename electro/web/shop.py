@@ -69,9 +69,10 @@ async def recommendations(product_id: int) -> Response:
     await cache.viewed(db, fragment.product_id,
                        recs.viewer(runtime().settings.secret_key, client_identity()))
     if is_htmx():
-        response = Response(personalise(fragment.html), content_type="text/html; charset=utf-8")
+        response = Response(await personalise(fragment.html),
+                            content_type="text/html; charset=utf-8")
         response.headers.add("Vary", "HX-Request")
         return response
     return await render("recommendations.html", "partials/recommendations.html",
                         product_id=fragment.product_id, product_name=fragment.product_name,
-                        related_html=Markup(personalise(fragment.html)))  # noqa: S704 - our own rendered fragment
+                        related_html=Markup(await personalise(fragment.html)))  # noqa: S704 - our own rendered fragment

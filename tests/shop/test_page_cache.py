@@ -110,13 +110,22 @@ async def test_visitors_never_get_each_others_token_or_basket_count(
     assert not any(token in html for html in pages for token in handed_out)
 
 
-async def test_signed_in_shoppers_get_their_own_header(
-    app: Any, client: Client, user_client: Client, catalogue: dict[str, int]
+async def test_signed_in_shoppers_share_the_render_with_their_own_header(
+    app: Any, client: Client, user_client: Client, admin_client: Client,
+    catalogue: dict[str, int]
 ) -> None:
     phone = catalogue["Lumen Phone Pro 12"]
-    assert "Log in" in await _page(client, f"/products/{phone}")  # cached for everyone
+    anonymous = await _page(client, f"/products/{phone}")
+    assert "Log in" in anonymous and "Log out" not in anonymous
+    cached = app.extensions["electro"].search_cache.values
+    [key] = [key for key in cached if key[0] == "page"]
+    assert not any(word in cached[key] for word in ("Log in", "Log out"))  # a slot there
+    cached[key] = cached[key].replace("</main>", "<p>kept render</p></main>")  # marks it
     mine = await _page(user_client, f"/products/{phone}")
-    assert "Log out" in mine and "Log in" not in mine
+    assert "Log out" in mine and "Log in" not in mine and 'href="/admin"' not in mine
+    admins = await _page(admin_client, f"/products/{phone}")
+    assert "Log out" in admins and 'href="/admin"' in admins
+    assert "kept render" in mine and "kept render" in admins  # one render served all three
 
 
 async def test_a_notice_is_shown_to_its_visitor_only(
