@@ -21,9 +21,9 @@ from electro.config import load_settings, parse_rate, with_secret_key
 from electro.db import make_sessionmaker, opened
 from electro.security.passwords import Passwords
 from electro.services.catalog import format_price
-from electro.services.recommendation_cache import RecommendationCache
 from electro.services.search import highlight
 from electro.services.search_cache import SearchCache
+from electro.services.view_buffer import ViewBuffer
 from electro.web import (
     Runtime,
     account,
@@ -86,7 +86,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     app.jinja_loader = FileSystemLoader([PACKAGE / "templates", PACKAGE])
     app.extensions["electro"] = Runtime(settings, Passwords(settings),
                                         SearchCache(settings, render_for_everyone),
-                                        RecommendationCache(settings, render_for_everyone))
+                                        ViewBuffer(settings))
     app.config.update(
         SECRET_KEY=settings.secret_key,
         BODY_TIMEOUT=settings.body_timeout_seconds,
@@ -147,7 +147,7 @@ async def _database() -> AsyncGenerator[None, None]:
         try:
             yield
             async with rt.sessions.begin() as db:  # the views this worker kept to write later
-                await rt.recommendation_cache.flush(db)
+                await rt.view_buffer.flush(db)
         finally:
             rt.engine = rt.sessions = None
 

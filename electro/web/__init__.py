@@ -26,8 +26,8 @@ from electro.db import WRITES
 from electro.security.passwords import Passwords
 from electro.services.events import Origin
 from electro.services.mail import QUEUED_FLAG
-from electro.services.recommendation_cache import RecommendationCache
 from electro.services.search_cache import SearchCache
+from electro.services.view_buffer import ViewBuffer
 
 
 @dataclass
@@ -37,7 +37,7 @@ class Runtime:
     settings: Settings
     passwords: Passwords
     search_cache: SearchCache
-    recommendation_cache: RecommendationCache
+    view_buffer: ViewBuffer
     engine: AsyncEngine | None = None
     sessions: async_sessionmaker[AsyncSession] | None = None
     wake_jobs: asyncio.Event | None = None  # set after a commit that queued mail

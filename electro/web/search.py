@@ -26,7 +26,7 @@ def _fragment(html: str) -> Response:
 async def search_page() -> Response:
     value = request.args.get("q", "")
     cache = runtime().search_cache
-    query, html, hits = await cache.results(db(), value)
+    query, html, hits = await cache.results(db, value)
     # Only searches made on the shop count towards trending: a popular page elsewhere linking
     # to /search?q=... (the browser says "cross-site") cannot push a query. A browser too old
     # to say is counted.

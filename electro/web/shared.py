@@ -90,7 +90,7 @@ async def shopper_page(
             return await render_for_everyone(template, **await context())
 
         html = await runtime().search_cache.remembered(
-            db(), ("page", template, request.full_path), render)
+            db, ("page", template, request.full_path), render)
     else:
         html = await render_template(template, **await context())
     for slot, value in (slots or {}).items():

@@ -30,7 +30,7 @@ TRENDING_SLOT = Markup("<!--trending-->")
 @bp.get("/")
 async def index() -> Response:
     async def context() -> dict[str, Any]:
-        return {"categories": await runtime().search_cache.category_counts(db()),
+        return {"categories": await runtime().search_cache.category_counts(db),
                 "trending_html": TRENDING_SLOT}
 
     trending = await runtime().search_cache.trending(db())
@@ -64,10 +64,10 @@ async def product(product_id: int) -> Response:
 async def recommendations(product_id: int) -> Response:
     """"Often bought together" and "Similar products": the fragment the product page loads when
     it is scrolled into view, or the page its plain link leads to without JavaScript."""
-    cache = runtime().recommendation_cache
-    fragment = await cache.fragment(db, product_id)
-    await cache.viewed(db, fragment.product_id,
-                       recs.viewer(runtime().settings.secret_key, client_identity()))
+    rt = runtime()
+    fragment = await rt.search_cache.related(db, product_id)
+    await rt.view_buffer.viewed(db, fragment.product_id,
+                                recs.viewer(rt.settings.secret_key, client_identity()))
     if is_htmx():
         response = Response(await personalise(fragment.html),
                             content_type="text/html; charset=utf-8")
