@@ -22,8 +22,8 @@ from electro.db import make_sessionmaker, opened
 from electro.security.passwords import Passwords
 from electro.services.catalog import format_price
 from electro.services.search import highlight
-from electro.services.search_cache import SearchCache
 from electro.services.view_buffer import ViewBuffer
+from electro.services.worker_cache import WorkerCache
 from electro.web import (
     Runtime,
     account,
@@ -85,7 +85,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Quart:
     # Pages by plain name ("index.html"), fragments as "partials/<name>.html".
     app.jinja_loader = FileSystemLoader([PACKAGE / "templates", PACKAGE])
     app.extensions["electro"] = Runtime(settings, Passwords(settings),
-                                        SearchCache(settings, render_for_everyone),
+                                        WorkerCache(settings, render_for_everyone),
                                         ViewBuffer(settings))
     app.config.update(
         SECRET_KEY=settings.secret_key,

@@ -113,7 +113,7 @@ async def product(product_id: int) -> Response:
 @document_response(schemas.Problem, 429)
 async def trending_searches() -> Response:
     """The searches most shoppers made lately (distinct shoppers per day, decayed over a week)."""
-    top = await trending.top(db(), await runtime().search_cache.disallowed_words())
+    top = await trending.top(db(), await runtime().worker_cache.disallowed_words())
     return _body_etagged(schemas.Trending(trending=[schemas.trend_out(t) for t in top]))
 
 

@@ -4,7 +4,7 @@ for the API (B3), any products filtered, sorted and paged by a keyset cursor.
 Both listings page by keyset ("seek": WHERE (sort, id) > the last row's), so a deep page costs
 what the first does. The shop's ``?page=N`` links stay plain numbers: ``page_keys`` finds where
 every page of a (category, sort, direction) starts in one index scan, and the web layer keeps
-those keys for the catalogue version (electro.services.search_cache).
+those keys for the catalogue version (electro.services.worker_cache).
 """
 
 from __future__ import annotations

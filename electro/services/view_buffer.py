@@ -20,7 +20,7 @@ from electro import clock
 from electro.config import Settings
 from electro.services import recommendations
 from electro.services.recommendations import View
-from electro.services.search_cache import Session
+from electro.services.worker_cache import Session
 
 VIEW_BATCH = 1000
 MAX_REMEMBERED_VIEWS = 100_000

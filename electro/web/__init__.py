@@ -26,8 +26,8 @@ from electro.db import WRITES
 from electro.security.passwords import Passwords
 from electro.services.events import Origin
 from electro.services.mail import QUEUED_FLAG
-from electro.services.search_cache import SearchCache
 from electro.services.view_buffer import ViewBuffer
+from electro.services.worker_cache import WorkerCache
 
 
 @dataclass
@@ -36,7 +36,7 @@ class Runtime:
 
     settings: Settings
     passwords: Passwords
-    search_cache: SearchCache
+    worker_cache: WorkerCache
     view_buffer: ViewBuffer
     engine: AsyncEngine | None = None
     sessions: async_sessionmaker[AsyncSession] | None = None
@@ -128,7 +128,7 @@ async def finish_db(response: Response) -> Response:
         if response.status_code < 400:
             await session.commit()
             if session.info.get(WRITES):  # may have changed the catalogue: show it at once
-                runtime().search_cache.expect_change()
+                runtime().worker_cache.expect_change()
             wake = runtime().wake_jobs
             if session.info.pop(QUEUED_FLAG, False) and wake is not None:
                 wake.set()  # send the mail now, not at the next round

@@ -1,5 +1,5 @@
 """Live search (S2) and trending suggestions (S3), served through the worker's search cache
-(electro.services.search_cache)."""
+(electro.services.worker_cache)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _fragment(html: str) -> Response:
 @rate_limit(60, timedelta(minutes=1))
 async def search_page() -> Response:
     value = request.args.get("q", "")
-    cache = runtime().search_cache
+    cache = runtime().worker_cache
     query, html, hits = await cache.results(db, value)
     # Only searches made on the shop count towards trending: a popular page elsewhere linking
     # to /search?q=... (the browser says "cross-site") cannot push a query. A browser too old
@@ -44,4 +44,4 @@ async def search_page() -> Response:
 
 @bp.get("/trending")
 async def trending_fragment() -> Response:
-    return _fragment(await runtime().search_cache.trending(db()))
+    return _fragment(await runtime().worker_cache.trending(db()))

@@ -5,10 +5,10 @@ forms and in htmx's headers, the header's basket count, the header's account lin
 slot, an HTML comment that escaped user text can never contain, and ``personalise`` fills them
 in per response. So anonymous and signed-in shoppers share one render; only a visitor with a
 notice waiting (flashed messages are the visitor's own) gets a page of their own. Search result
-fragments use the same render (search_cache).
+fragments use the same render (worker_cache).
 
 The shopper pages (home, category, product) are kept per catalogue version by the worker's
-cache (electro.services.search_cache): after a change anywhere they are at most
+cache (electro.services.worker_cache): after a change anywhere they are at most
 ``search_cache_seconds`` stale, and this worker's own changes show at once.
 
 Every such page answers a conditional GET: its ``ETag`` is a digest of the body as sent (so it
@@ -89,7 +89,7 @@ async def shopper_page(
         async def render() -> str:
             return await render_for_everyone(template, **await context())
 
-        html = await runtime().search_cache.remembered(
+        html = await runtime().worker_cache.remembered(
             db, ("page", template, request.full_path), render)
     else:
         html = await render_template(template, **await context())

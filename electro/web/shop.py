@@ -3,7 +3,7 @@ recommendations (B6).
 
 Each page is rendered once per catalogue version for anonymous visitors (electro.web.shared), and
 what it is built from (category counts, the page keys of a sorted listing) is kept per version
-for everyone (electro.services.search_cache).
+for everyone (electro.services.worker_cache).
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ TRENDING_SLOT = Markup("<!--trending-->")
 @bp.get("/")
 async def index() -> Response:
     async def context() -> dict[str, Any]:
-        return {"categories": await runtime().search_cache.category_counts(db),
+        return {"categories": await runtime().worker_cache.category_counts(db),
                 "trending_html": TRENDING_SLOT}
 
-    trending = await runtime().search_cache.trending(db())
+    trending = await runtime().worker_cache.trending(db())
     return await shopper_page("index.html", "partials/categories.html", context,
                               {TRENDING_SLOT: trending})
 
@@ -45,7 +45,7 @@ async def category(category_id: int) -> Response:
     async def context() -> dict[str, Any]:
         return {"listing": await catalog.category_page(
             db(), category_id, args.get("sort", "name"), args.get("dir", "asc"),
-            page_number(args.get("page", 1)), runtime().search_cache.page_keys)}
+            page_number(args.get("page", 1)), runtime().worker_cache.page_keys)}
 
     return await shopper_page("category.html", "partials/product_rows.html", context)
 
@@ -65,7 +65,7 @@ async def recommendations(product_id: int) -> Response:
     """"Often bought together" and "Similar products": the fragment the product page loads when
     it is scrolled into view, or the page its plain link leads to without JavaScript."""
     rt = runtime()
-    fragment = await rt.search_cache.related(db, product_id)
+    fragment = await rt.worker_cache.related(db, product_id)
     await rt.view_buffer.viewed(db, fragment.product_id,
                                 recs.viewer(rt.settings.secret_key, client_identity()))
     if is_htmx():

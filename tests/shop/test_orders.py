@@ -381,7 +381,7 @@ async def test_search_rows_carry_each_askers_own_csrf_token(app: Any, client: Cl
             assert f'name="csrf_token" value="{token}"' in html and "csrf-token-->" not in html
             assert f'name="product_id" value="{phone}"' in html
     assert client.token != other.token
-    cached = app.extensions["electro"].search_cache.values
+    cached = app.extensions["electro"].worker_cache.values
     fragments = [value[0] for key, value in cached.items() if key[0] == "search"]
     assert fragments and all("<!--csrf-token-->" in html for html in fragments)
 

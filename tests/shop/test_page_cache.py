@@ -104,7 +104,7 @@ async def test_visitors_never_get_each_others_token_or_basket_count(
             if not htmx:
                 assert buyer_tokens and other_tokens
                 assert (buyer_count, other_count) == (["2"], ["0"])
-    cached = app.extensions["electro"].search_cache.values
+    cached = app.extensions["electro"].worker_cache.values
     pages = [html for key, html in cached.items() if key[0] == "page"]
     assert len(pages) == 6 and len(handed_out) == 2
     assert not any(token in html for html in pages for token in handed_out)
@@ -117,7 +117,7 @@ async def test_signed_in_shoppers_share_the_render_with_their_own_header(
     phone = catalogue["Lumen Phone Pro 12"]
     anonymous = await _page(client, f"/products/{phone}")
     assert "Log in" in anonymous and "Log out" not in anonymous
-    cached = app.extensions["electro"].search_cache.values
+    cached = app.extensions["electro"].worker_cache.values
     [key] = [key for key in cached if key[0] == "page"]
     assert not any(word in cached[key] for word in ("Log in", "Log out"))  # a slot there
     cached[key] = cached[key].replace("</main>", "<p>kept render</p></main>")  # marks it

@@ -61,7 +61,7 @@ class RelatedFragment:
 
 
 @dataclass
-class SearchCache:
+class WorkerCache:
     """One per app (so one per worker process)."""
 
     settings: Settings
