@@ -70,6 +70,14 @@ def among(db: AsyncSession, column: Any, ids: Sequence[int]) -> Any:
     return column.in_(ids)
 
 
+def among_bound(dialect: str, column: Any, name: str) -> Any:
+    """``column IN :name``, the list bound at execution, for a statement built once: like
+    ``among``, one array parameter on PostgreSQL."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(Integer)))
+    return column.in_(bindparam(name, expanding=True))
+
+
 def upsert_insert(db: AsyncSession) -> Any:
     """The dialect's ``insert`` construct, which has ``on_conflict_do_update``/``_nothing``
     (SQLite and PostgreSQL spell the same upsert)."""

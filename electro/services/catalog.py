@@ -14,9 +14,10 @@ import binascii
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from typing import Any, TypeVarTuple
 
-from sqlalchemy import ColumnElement, Select, func, select, tuple_
+from sqlalchemy import ColumnElement, Integer, Row, Select, bindparam, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from electro.errors import InvalidInput, NotFound
@@ -33,7 +34,7 @@ DIRECTIONS = ("asc", "desc")
 @dataclass(frozen=True)
 class CategoryPage:
     category: Category
-    products: list[Product]
+    products: list[Row[Any]]  # the products' columns (read like a Product: .id, .name, ...)
     sort: str
     direction: str
     page: int
@@ -42,6 +43,7 @@ class CategoryPage:
     prior_prices: dict[int, int]  # product id -> prior price, for the reductions shown (B1)
 
 
+Ts = TypeVarTuple("Ts")
 SortKey = tuple[str | int, int]  # (the sort column's value, the product id) of one row
 
 
@@ -134,12 +136,38 @@ async def category_page(
     direction = direction if direction in DIRECTIONS else "asc"
     keys = await keys_of(db, category_id, sort, direction)  # kept: the category comes with it
     page, pages = clamp(page, keys.total, PAGE_SIZE)
-    query = select(Product).where(Product.category_id == category_id)
     after = keys.after[page - 2] if page > 1 else None
-    products = list(await db.scalars(_seek(query, sort, direction, after).limit(PAGE_SIZE)))
-    reductions = await prices.prior_prices(db, [p.id for p in products])
-    return CategoryPage(keys.category, products, sort, direction, page, pages, keys.total,
-                        reductions)
+    dialect = db.get_bind().dialect.name
+    params: dict[str, Any] = {"category_id": category_id}
+    if after is not None:
+        params["after_value"], params["after_id"] = after
+    rows = list((await db.execute(_listing_page(dialect, sort, direction, after is not None),
+                                  params)).all())
+    return CategoryPage(keys.category, rows, sort, direction, page, pages, keys.total,
+                        {row.id: row.prior_price_cents for row in rows
+                         if row.prior_price_cents is not None})
+
+
+@cache
+def _listing_page(dialect: str, sort: str, direction: str, seeking: bool) -> Select[Any]:
+    """One page of a category's listing with the prior prices of its reductions, in one
+    statement, built once per variant (see ``_product_page``). Plain rows of the products'
+    columns: loading 24 ORM objects and rendering their attributes cost ~0.3 ms a page more
+    (bench_pages_cold). Binds ``category_id``, and ``after_value`` and ``after_id`` (the key of
+    the row before the page) when ``seeking``."""
+    column = SORTS[sort]
+    after = ((bindparam("after_value", type_=column.type), bindparam("after_id", type_=Integer))
+             if seeking else None)
+    on_page = _seek(select(Product.id).where(Product.category_id == bindparam("category_id")),
+                    sort, direction, after).limit(PAGE_SIZE).cte("on_page")
+    reductions = prices.prior_prices_among(
+        lambda product_id: product_id.in_(select(on_page.c.id)), dialect)
+    return (
+        select(*Product.__table__.c, reductions.c.prior_price_cents)
+        .outerjoin(reductions, reductions.c.product_id == Product.id)
+        .where(Product.id.in_(select(on_page.c.id)))
+        .order_by(*_order(column, direction))
+    )
 
 
 def _order(column: Any, direction: str) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
@@ -150,8 +178,8 @@ def _order(column: Any, direction: str) -> tuple[ColumnElement[Any], ColumnEleme
 
 
 def _seek(
-    query: Select[Product], sort: str, direction: str, after: SortKey | None
-) -> Select[Product]:
+    query: Select[*Ts], sort: str, direction: str, after: tuple[Any, Any] | None
+) -> Select[*Ts]:
     """``query`` in the listing's order, from just after the row keyed ``after`` (all if None)."""
     column = SORTS[sort]
     if after is not None:
@@ -163,19 +191,26 @@ def _seek(
 async def product(db: AsyncSession, product_id: int) -> ProductPage:
     if not 0 < product_id <= MAX_INT:
         raise NotFound("There is no such product.")
-    row = (
-        await db.execute(
-            select(Product, Category)
-            .join(Category, Category.id == Product.category_id)
-            .where(Product.id == product_id)
-        )
-    ).first()
+    row = (await db.execute(_product_page(db.get_bind().dialect.name),
+                            {"product_id": product_id})).first()
     if row is None:
         raise NotFound("There is no such product.")
-    item, category = row
-    reductions = await prices.prior_prices(db, [item.id])
-    return ProductPage(item, category, reductions.get(item.id))
+    item, category, prior = row
+    return ProductPage(item, category, prior)
 
+
+@cache
+def _product_page(dialect: str) -> Select[Product, Category, int | None]:
+    """A product, its category and its prior price (B1) in one round-trip; built once per
+    dialect, so SQLAlchemy reuses its compiled form without rebuilding or re-keying it."""
+    reductions = prices.prior_prices_among(
+        lambda product_id: product_id == bindparam("product_id"), dialect)
+    return (
+        select(Product, Category, reductions.c.prior_price_cents)
+        .join(Category, Category.id == Product.category_id)
+        .outerjoin(reductions, reductions.c.product_id == Product.id)
+        .where(Product.id == bindparam("product_id"))
+    )
 
 
 def _encode_cursor(sort: str, direction: str, value: str | int, after_id: int) -> str:

@@ -14,13 +14,15 @@ catalogue version that search results are cached by).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import timedelta
+from functools import cache
 
-from sqlalchemy import ColumnElement, DateTime, func, select, type_coerce
+from sqlalchemy import ColumnElement, DateTime, Select, Subquery, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
-from electro.db import among
+from electro.db import among_bound
 from electro.models import PriceChange, Product
 
 PRIOR_PRICE_DAYS = 30
@@ -33,6 +35,25 @@ async def prior_prices(db: AsyncSession, product_ids: Collection[int]) -> dict[i
     no reduction to announce are left out."""
     if not product_ids:
         return {}
+    rows = await db.execute(_prior_prices_of_ids(db.get_bind().dialect.name),
+                            {"product_ids": sorted(set(product_ids))})
+    return {product_id: cents for product_id, cents in rows.all()}
+
+
+@cache
+def _prior_prices_of_ids(dialect: str) -> Select[int, int]:
+    """Built once per dialect: a statement object that is reused keeps its cache key, so
+    SQLAlchemy finds its compiled form without walking it again (~0.35 ms a call)."""
+    return select(*prior_prices_among(
+        lambda product_id: among_bound(dialect, product_id, "product_ids"), dialect).c)
+
+
+def prior_prices_among(
+    selected: Callable[[InstrumentedAttribute[int]], ColumnElement[bool]], dialect: str
+) -> Subquery:
+    """The announced reductions, as a subquery for a caller's own statement (a page's rows and
+    their prior prices in one round-trip): columns ``product_id`` and ``prior_price_cents``, one
+    row per reduced product whose id ``selected(product id column)`` admits."""
     history = (
         select(
             PriceChange.product_id,
@@ -44,7 +65,7 @@ async def prior_prices(db: AsyncSession, product_ids: Collection[int]) -> dict[i
             .label("ended_at"),
         )
         .join(Product, Product.id == PriceChange.product_id)
-        .where(among(db, PriceChange.product_id, sorted(set(product_ids))))
+        .where(selected(PriceChange.product_id))
         .cte("history")
     )
     # When the current price began: the end of the last row at another price. A product whose
@@ -57,16 +78,16 @@ async def prior_prices(db: AsyncSession, product_ids: Collection[int]) -> dict[i
         .having(func.count(history.c.ended_at) == func.count())
         .cte("began")
     )
-    window_start = _days_before(began.c.at, PRIOR_PRICE_DAYS, db.get_bind().dialect.name)
+    window_start = _days_before(began.c.at, PRIOR_PRICE_DAYS, dialect)
     prior = func.min(history.c.price_cents)
-    rows = await db.execute(
-        select(history.c.product_id, prior)
+    return (
+        select(history.c.product_id, prior.label("prior_price_cents"))
         .join(began, began.c.product_id == history.c.product_id)
         .where(history.c.changed_at < began.c.at, history.c.ended_at > window_start)
         .group_by(history.c.product_id)
         .having(prior > func.max(history.c.current))
+        .subquery("reductions")
     )
-    return {product_id: cents for product_id, cents in rows.all()}
 
 
 def _days_before(
