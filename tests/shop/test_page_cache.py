@@ -9,11 +9,13 @@ import asyncio
 import re
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from electro.models import Category, Product
+from electro.services import catalog
 from electro.services.catalog import DIRECTIONS, PAGE_SIZE, SORTS
 from electro.services.paging import clamp
 from tests.support import Client
@@ -156,10 +158,14 @@ ASKS = st.lists(st.tuples(st.sampled_from(sorted(SORTS)), st.sampled_from(DIRECT
                           st.integers(-1, 6)), min_size=1, max_size=6)
 
 
-async def test_keyset_pages_are_exactly_the_offset_pages(app: Any, client: Client) -> None:
+async def test_keyset_pages_are_exactly_the_offset_pages(
+    app: Any, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Hypothesis draws catalogues full of ties and the pages asked of them (out-of-range
     ones too); every page is compared with what ORDER BY ... OFFSET gives. The examples are
-    drawn first, then run on the test's event loop."""
+    drawn first, then run on the test's event loop. A key every 2 pages, so the drawn
+    catalogues (up to 4 pages) page both from the start and from a key."""
+    monkeypatch.setattr(catalog, "PAGES_PER_KEY", 2)
     examples: list[tuple[list[tuple[str, str, int]], list[tuple[str, str, int]]]] = []
 
     @settings(max_examples=25, deadline=None, database=None,
