@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from markupsafe import Markup
 from quart import Blueprint, Response, request
 from quart_rate_limiter import rate_limit
 
-from electro.web import client_identity, db, is_htmx, render, runtime
-from electro.web.shared import personalise
+from electro.web import client_identity, db, is_htmx, runtime
+from electro.web.shared import TRENDING_SLOT, personalise, shopper_page
 
 bp = Blueprint("search", __name__)
 
@@ -32,14 +33,16 @@ async def search_page() -> Response:
     # to say is counted.
     if request.headers.get("Sec-Fetch-Site") not in ("cross-site", "same-site"):
         await cache.record(db(), query, hits, client_identity())
-    html = await personalise(html)
     if is_htmx():
-        return _fragment(html)
-    return await render(
-        "search.html", "partials/search_results.html", q=value, query=query,
-        results_html=Markup(html),  # noqa: S704 - our own rendered fragment
-        trending_html=Markup(await cache.trending(db())),  # noqa: S704
-    )
+        return _fragment(await personalise(html))
+
+    async def context() -> dict[str, Any]:
+        return {"q": value, "query": query,
+                "results_html": Markup(html),  # noqa: S704 - our own rendered fragment
+                "trending_html": TRENDING_SLOT}
+
+    return await shopper_page("search.html", "partials/search_results.html", context,
+                              {TRENDING_SLOT: await cache.trending(db())})
 
 
 @bp.get("/trending")

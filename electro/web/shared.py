@@ -31,6 +31,9 @@ from electro.web.csrf import CSRF_SLOT, csrf_token
 SHARED_RENDER = "electro_shared_render"  # g flag: the template being rendered is for everyone
 BASKET_SLOT = Markup("<!--basket-count-->")
 ACCOUNT_SLOT = Markup("<!--account-links-->")
+# The trending top 10 moves apart from the catalogue: pages that show it (home, search) hold
+# this slot and put it in per response (it is kept for search_cache_seconds).
+TRENDING_SLOT = Markup("<!--trending-->")
 ACCOUNT_LINKS = "partials/account_links.html"
 # The header's account links for (signed in, admin), rendered once per worker with CSRF slots:
 # the template never changes while the app runs.

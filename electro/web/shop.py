@@ -17,14 +17,11 @@ from electro.services import catalog
 from electro.services import recommendations as recs
 from electro.services.paging import page_number
 from electro.web import client_identity, db, is_htmx, render, runtime
-from electro.web.shared import personalise, shopper_page
+from electro.web.shared import TRENDING_SLOT, personalise, shopper_page
 
 bp = Blueprint("shop", __name__)
 
 
-# The trending top 10 moves apart from the catalogue: put in per response (it is kept for
-# search_cache_seconds).
-TRENDING_SLOT = Markup("<!--trending-->")
 
 
 @bp.get("/")
