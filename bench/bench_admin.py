@@ -16,7 +16,6 @@ to users.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import tempfile
 import time
@@ -24,10 +23,11 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import insert, make_url, select, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import support
 
 from electro import clock
 from electro.config import load_settings
@@ -41,8 +41,6 @@ from electro.services.events import Actor
 ROWS = 10_000
 PLAIN = ("deactivate", "activate", "send_test_mail", "delete")
 BLOCKING = ("block_accounts", "lift_account_blocks", "delete")
-PG_URL = os.environ.get("ELECTRO_BENCH_PG_URL",
-                        "postgresql+asyncpg://electro@127.0.0.1:5432/test")
 
 
 async def seed(sessions: object) -> tuple[int, list[int], list[int]]:
@@ -124,38 +122,15 @@ async def run(url: str, label: str) -> list[tuple[str, str, int, float]]:
     return results
 
 
-async def pg_scratch() -> tuple[str, str] | None:
-    admin = create_async_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    name = f"electro_bench_{uuid.uuid4().hex[:8]}"
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except (OSError, Exception):  # not reachable or not allowed: SQLite only
-        return None
-    finally:
-        await admin.dispose()
-    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False), name
-
-
-async def drop(name: str) -> None:
-    admin = create_async_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await admin.dispose()
 
 
 async def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         rows += await run(f"sqlite+aiosqlite:///{folder}/bench.db", "SQLite")
-    scratch = await pg_scratch()
-    if scratch is not None:
-        try:
-            rows += await run(scratch[0], "PostgreSQL")
-        finally:
-            await drop(scratch[1])
-    else:
-        print(f"(PostgreSQL not reachable at {PG_URL}: SQLite only)")
+    async with support.scratch_postgresql() as url:
+        if url is not None:
+            rows += await run(url, "PostgreSQL")
     print(f"{'database':<11} {'action':<20} {'rows':>6} {'seconds':>8} {'rows/s':>9}  goal < 1 s")
     for label, action, count, seconds in rows:
         verdict = "ok" if seconds < 1 else "SLOW"

@@ -14,21 +14,21 @@ carries other people's load.
 from __future__ import annotations
 
 import asyncio
-import os
 import resource
 import sys
 import tempfile
 import time
 import tracemalloc
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, make_url, text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import support
 
 from electro import clock
 from electro.config import load_settings
@@ -37,7 +37,6 @@ from electro.migrate import upgrade
 from electro.models import Category, Event, Product
 from electro.services import backups
 
-PG_URL = os.environ.get("ELECTRO_BENCH_PG_URL", "postgresql+asyncpg://electro@127.0.0.1:5432/test")
 PRODUCTS, EVENTS, BATCH = 190_000, 10_000, 10_000
 
 
@@ -111,13 +110,6 @@ async def run(label: str, url: str, folder: Path) -> list[str]:
             f"{peak:.1f} MiB", f"{backup_rss:.0f} / {restore_rss:.0f} MiB"]
 
 
-async def admin(sql: str) -> None:
-    engine = create_async_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text(sql))
-    finally:
-        await engine.dispose()
 
 
 async def main() -> None:
@@ -126,17 +118,9 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         table.append(await run("sqlite", f"sqlite+aiosqlite:///{folder / 'bench.db'}", folder))
-        name = f"electro_bench_{uuid.uuid4().hex[:8]}"
-        try:
-            await admin(f'CREATE DATABASE "{name}"')
-        except Exception as exc:  # any failure to connect means: not reachable
-            print(f"PostgreSQL not reachable at {PG_URL}: skipped ({type(exc).__name__})")
-        else:
-            try:
-                url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+        async with support.scratch_postgresql() as url:
+            if url is not None:
                 table.append(await run("postgresql", url, folder))
-            finally:
-                await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for n, row in enumerate(table):
         print(" | ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)))

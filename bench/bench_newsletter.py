@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import resource
 import socket
 import sys
@@ -28,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from sqlalchemy import func, insert, make_url, select, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import func, insert, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import support
 
 from electro.config import load_settings
 from electro.db import make_engine, make_sessionmaker
@@ -39,9 +39,6 @@ from electro.migrate import upgrade
 from electro.models import Category, NewsletterDelivery, Product, User
 from electro.services import newsletters
 from electro.services.events import Actor
-
-PG_URL = os.environ.get("ELECTRO_BENCH_PG_URL",
-                        "postgresql+asyncpg://electro@127.0.0.1:5432/test")
 
 
 class Sink:
@@ -127,27 +124,6 @@ async def run(url: str, label: str, subscribers: int, picks: int) -> list[tuple[
     ]
 
 
-async def pg_scratch() -> tuple[str, str] | None:
-    """A fresh database on the PostgreSQL server at PG_URL, or None when none answers."""
-    name = f"bench_newsletter_{os.getpid()}"
-    admin = create_async_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except (OSError, Exception):  # not reachable or not allowed: SQLite only
-        return None
-    finally:
-        await admin.dispose()
-    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False), name
-
-
-async def drop_pg(name: str) -> None:
-    admin = create_async_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        await admin.dispose()
 
 
 async def main() -> None:
@@ -159,13 +135,9 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         rows += await run(f"sqlite+aiosqlite:///{folder}/bench.db", "SQLite",
                           args.subscribers, args.picks)
-    scratch = await pg_scratch()
-    if scratch is not None:
-        url, name = scratch
-        try:
+    async with support.scratch_postgresql() as url:
+        if url is not None:
             rows += await run(url, "PostgreSQL", args.subscribers, args.picks)
-        finally:
-            await drop_pg(name)
     width = max(len(name) for name, _ in rows)
     print(f"{'measure':<{width}}  result")
     print(f"{'-' * width}  {'-' * 36}")

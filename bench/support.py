@@ -12,8 +12,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -37,6 +38,34 @@ def instance_env(folder: Path, **settings: str) -> dict[str, str]:
 
 
 PG_SERVER = ["-h", "127.0.0.1", "-p", "5432", "-U", "electro"]  # createdb/psql arguments
+# The server the in-process benches (admin, backup, newsletter) make a scratch database on.
+PG_URL = os.environ.get("ELECTRO_BENCH_PG_URL", "postgresql+asyncpg://electro@127.0.0.1:5432/test")
+
+
+@asynccontextmanager
+async def scratch_postgresql() -> AsyncIterator[str | None]:
+    """A fresh database on the server at PG_URL for the block, dropped afterwards; None when
+    no server answers there (the bench then runs on SQLite only, and says so)."""
+    from sqlalchemy import make_url, text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    name = f"electro_bench_{uuid.uuid4().hex[:8]}"
+    engine = create_async_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        except Exception as exc:  # any failure to connect or create means: not reachable
+            print(f"(PostgreSQL not reachable at {PG_URL}: SQLite only; {type(exc).__name__})")
+            yield None
+            return
+        try:
+            yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+        finally:
+            async with engine.connect() as conn:
+                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await engine.dispose()
 
 
 @contextmanager

@@ -35,6 +35,7 @@ from tests.support import (
     make_user,
     sign_in,
 )
+from tests.support.newsletters import BASE_URL as NEWSLETTER_BASE_URL
 
 pytest_plugins = ["tests.support.browser"]
 
@@ -129,6 +130,12 @@ def settings_overrides(
         "smtp_host": "127.0.0.1",
         "smtp_port": smtp_server[1],
     }
+
+
+@pytest.fixture
+def https_links(settings_overrides: dict[str, Any]) -> None:
+    """Mailed links on an https base URL, as in production (newsletter unsubscribe links)."""
+    settings_overrides["base_url"] = NEWSLETTER_BASE_URL
 
 
 @pytest.fixture

@@ -20,14 +20,9 @@ from tests.support.accounts import (
     text_of,
     user_row,
 )
-from tests.support.newsletters import send_due, start, subscribers, write_newsletter
+from tests.support.newsletters import BASE_URL, send_due, start, subscribers, write_newsletter
 
-BASE_URL = "https://shop.example"
-
-
-@pytest.fixture(autouse=True)
-def https_links(settings_overrides: dict[str, Any]) -> None:
-    settings_overrides["base_url"] = BASE_URL
+pytestmark = pytest.mark.usefixtures("https_links")
 
 
 async def test_the_account_page_opts_in_and_out_and_records_each_change(

@@ -19,6 +19,7 @@ from electro.services import mail, newsletters
 from tests.support import Client, Mailbox, make_user
 from tests.support.admin import fetch
 from tests.support.newsletters import (
+    BASE_URL,
     parts,
     send_due,
     start,
@@ -28,12 +29,7 @@ from tests.support.newsletters import (
 )
 from tests.support.shop import add_catalogue
 
-BASE_URL = "https://shop.example"
-
-
-@pytest.fixture(autouse=True)
-def https_links(settings_overrides: dict[str, Any]) -> None:
-    settings_overrides["base_url"] = BASE_URL  # as in production: the links are https
+pytestmark = pytest.mark.usefixtures("https_links")
 
 
 @pytest.fixture

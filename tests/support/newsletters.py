@@ -11,6 +11,8 @@ from electro.services import newsletters
 from electro.services.events import Actor
 from tests.support.admin import seed_users
 
+BASE_URL = "https://shop.example"  # as in production: mailed links are https (https_links)
+
 
 async def subscribers(app: Any, count: int, prefix: str = "sub", **values: Any) -> list[int]:
     """``count`` active accounts that consented to the newsletter (one INSERT)."""
