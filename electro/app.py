@@ -18,7 +18,7 @@ from electro import errors as domain_errors
 from electro import tasks
 from electro.api import init_api
 from electro.config import load_settings, parse_rate, with_secret_key
-from electro.db import make_sessionmaker, opened
+from electro.db import make_sessionmaker, opened, writing
 from electro.security.passwords import Passwords
 from electro.services.catalog import format_price
 from electro.services.search import highlight
@@ -146,8 +146,8 @@ async def _database() -> AsyncGenerator[None, None]:
         rt.sessions = make_sessionmaker(rt.engine)
         try:
             yield
-            async with rt.sessions.begin() as db:  # the views this worker kept to write later
-                await rt.view_buffer.flush(db)
+            sessions = rt.sessions
+            await rt.view_buffer.flush(lambda: writing(sessions))  # the views this worker kept
         finally:
             rt.engine = rt.sessions = None
 

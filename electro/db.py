@@ -91,6 +91,13 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 WRITES = "electro_writes"  # Session.info key: this session's transactions will write
 
 
+@asynccontextmanager
+async def writing(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session and transaction that will write (see WRITES), committed when the block ends."""
+    async with sessions(info={WRITES: True}) as session, session.begin():
+        yield session
+
+
 @event.listens_for(Session, "after_begin")
 def _take_the_write_lock_first(session: Session, transaction: Any, connection: Any) -> None:
     """SQLite: a session that will write takes the write lock when its transaction begins

@@ -22,7 +22,7 @@ from quart import Response, current_app, g, render_template, request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from electro.config import Settings
-from electro.db import WRITES
+from electro.db import WRITES, writing
 from electro.security.passwords import Passwords
 from electro.services.events import Origin
 from electro.services.mail import QUEUED_FLAG
@@ -98,26 +98,31 @@ async def _end(request_db: AsyncSession) -> None:
     await request_db.rollback()
 
 
-def own_transaction() -> AbstractAsyncContextManager[AsyncSession]:
+def own_transaction(*, writes: bool = True) -> AbstractAsyncContextManager[AsyncSession]:
     """A session and transaction of their own, committed when the block ends (rolled back if
     it raises), whatever becomes of the request's transaction, which is ended first (see the
-    module's rule). The app's session factory and the request's session are taken at the call,
-    so a streamed body can enter it after the request has ended (its session is then closed,
-    and ending it does nothing)."""
+    module's rule). It takes the write lock up front like an unsafe request (see WRITES);
+    ``writes=False`` for a long read, which must not hold writers up. The app's session
+    factory and the request's session are taken at the call, so a streamed body can enter it
+    after the request has ended (its session is then closed, and ending it does nothing)."""
     sessions = runtime().sessions
     if sessions is None:
         raise RuntimeError("the database is opened in before_serving")
-    return _begun(sessions, g.get("db"))
+    return _begun(sessions, g.get("db"), writes)
 
 
 @asynccontextmanager
 async def _begun(
-    sessions: async_sessionmaker[AsyncSession], request_db: AsyncSession | None
+    sessions: async_sessionmaker[AsyncSession], request_db: AsyncSession | None, writes: bool
 ) -> AsyncIterator[AsyncSession]:
     if request_db is not None:
         await _end(request_db)
-    async with sessions.begin() as session:
-        yield session
+    if writes:
+        async with writing(sessions) as session:
+            yield session
+    else:
+        async with sessions.begin() as session:
+            yield session
 
 
 async def finish_db(response: Response) -> Response:

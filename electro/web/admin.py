@@ -64,8 +64,9 @@ async def events_export() -> Response:
         db(), "admin_events_export",
         **{f"filter_{name}": value for name, value in f.as_query().items()})
     # Its own transaction: the request's is committed and closed before the body is sent.
-    # Taken here, in the request, since the body runs after it has ended.
-    exporting = own_transaction()
+    # Taken here, in the request, since the body runs after it has ended. Only reads: it
+    # must not hold SQLite's write lock while the file streams.
+    exporting = own_transaction(writes=False)
 
     async def body() -> AsyncIterator[bytes]:
         async with exporting as export_db:

@@ -16,7 +16,7 @@ from quart import Blueprint, Response, request
 from electro.services import catalog
 from electro.services import recommendations as recs
 from electro.services.paging import page_number
-from electro.web import client_identity, db, is_htmx, render, runtime
+from electro.web import client_identity, db, is_htmx, own_transaction, render, runtime
 from electro.web.shared import TRENDING_SLOT, personalise, shopper_page
 
 bp = Blueprint("shop", __name__)
@@ -63,8 +63,9 @@ async def recommendations(product_id: int) -> Response:
     it is scrolled into view, or the page its plain link leads to without JavaScript."""
     rt = runtime()
     fragment = await rt.worker_cache.related(db, product_id)
-    await rt.view_buffer.viewed(db, fragment.product_id,
-                                recs.viewer(rt.settings.secret_key, client_identity()))
+    if rt.view_buffer.viewed(fragment.product_id,
+                             recs.viewer(rt.settings.secret_key, client_identity())):
+        await rt.view_buffer.flush(own_transaction)
     if is_htmx():
         response = Response(await personalise(fragment.html),
                             content_type="text/html; charset=utf-8")

@@ -4,18 +4,22 @@ per client per product per day, the rebuild job, the product page's fragment and
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import OperationalError
 
 from electro import clock
 from electro.app import create_app
-from electro.db import make_sessionmaker, opened
+from electro.db import make_sessionmaker, opened, writing
 from electro.models import Order, OrderLine, Product, ProductPair, ProductView
 from electro.services import recommendations
 from electro.services.orders import CANCELLED, PAID
+from electro.services.view_buffer import ViewBuffer
 from electro.tasks import event_retention, rebuild_recommendations
 from tests.support import Client, make_user, sign_in
 from tests.support.accounts import count_rows, events_of
@@ -275,3 +279,21 @@ async def test_a_view_of_a_product_deleted_before_writing_is_dropped(app: Any) -
         assert not await recommendations.record_views(
             db, [(ids[CAMERA], "a" * 64, today), (ids[PHONE], "a" * 64, today)])
     assert await count_rows(app, ProductView) == 1
+
+
+async def test_views_stay_kept_while_the_database_is_busy(app: Any) -> None:
+    """A database still locked after busy_timeout must not lose the views nor fail the
+    shopper's answer: they wait for the next write."""
+    ids, _ = await _shop(app)
+    buffer = ViewBuffer(app.extensions["electro"].settings)
+    buffer.viewed(ids[PHONE], "b" * 64)
+
+    @asynccontextmanager
+    async def busy() -> AsyncIterator[Any]:
+        raise OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
+        yield
+
+    await buffer.flush(busy)
+    assert buffer.pending and await count_rows(app, ProductView) == 0
+    await buffer.flush(lambda: writing(app.extensions["electro"].sessions))
+    assert not buffer.pending and await count_rows(app, ProductView) == 1
