@@ -41,6 +41,15 @@ async def _page(
     return await render("account.html", fragment, **context)
 
 
+async def _done(account: SignedIn, section: str, notice: str, message: str) -> Response:
+    """A change made on /account: htmx gets the section with ``message`` in its ``notice``
+    slot, a plain form the page again with the message flashed."""
+    if is_htmx():
+        return await _page(account, section, **{notice: message})
+    await flash(message)
+    return redirect("/account")  # type: ignore[return-value]
+
+
 @bp.get("/account")
 @login_required
 async def page() -> Response:
@@ -96,10 +105,7 @@ async def create_token() -> Response:
 async def revoke_token(token_id: int) -> Response:
     account = await signed_in()
     await api_tokens.revoke(db(), account.user, token_id, origin())
-    if is_htmx():
-        return await _page(account, TOKENS, revoked_notice="The token was revoked.")
-    await flash("The token was revoked.")
-    return redirect("/account")  # type: ignore[return-value]
+    return await _done(account, TOKENS, "revoked_notice", "The token was revoked.")
 
 
 @bp.post("/account/newsletter")
@@ -111,10 +117,7 @@ async def newsletter_consent() -> Response:
     wanted = newsletters.consents((await request.form).get("newsletter"))
     await newsletters.set_consent(db(), account.user, wanted, origin())
     message = ("You get the newsletter." if wanted else "You do not get the newsletter.")
-    if is_htmx():
-        return await _page(account, NEWSLETTER, newsletter_notice=message)
-    await flash(message)
-    return redirect("/account")  # type: ignore[return-value]
+    return await _done(account, NEWSLETTER, "newsletter_notice", message)
 
 
 @bp.post("/account/password")
